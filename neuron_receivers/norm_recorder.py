@@ -1,0 +1,54 @@
+"""Accumulate the paper's activation statistics per (step, layer) on the model's device in float32.
+
+For an input X of a scored Linear, flattened to rows [batch * tokens, in], every row is
+L2-normalised and S[j] += sum over rows of X[:, j]^2 (both CFG halves included). Rows are summed
+separately per prompt group (0 = base, 1 = target), so base and target prompts can share a batch.
+The activation norm is n = sqrt(S).
+"""
+from __future__ import annotations
+
+import torch
+
+
+class ActivationNormRecorder:
+    """Callable ``(step, layer, x)`` hook target holding S per (step, layer) as a [groups, in] tensor."""
+
+    def __init__(self, num_groups: int = 2) -> None:
+        self.num_groups = num_groups
+        self.sums: dict[tuple[int, str], torch.Tensor] = {}
+        self._groups: torch.Tensor | None = None
+
+    def set_batch_groups(self, groups: list[int]) -> None:
+        """Group id of each prompt of the next pipeline call (in prompt order)."""
+        self._groups = torch.tensor(groups, dtype=torch.long)
+
+    def __call__(self, step: int, layer: str, x: torch.Tensor) -> None:
+        if self._groups is None:
+            raise RuntimeError("set_batch_groups must be called before a traced generation")
+        batch = x.shape[0]
+        per_sample = x.reshape(batch, -1, x.shape[-1]).float()
+        squares = per_sample * per_sample
+        # F.normalize semantics: each row divided by max(||row||, 1e-12).
+        row_norm_sq = squares.sum(dim=-1, keepdim=True).clamp_min_(1e-24)
+        column_sums = (squares / row_norm_sq).sum(dim=1)  # [batch, in]
+        groups = self._groups.to(x.device)
+        # The pipeline batch is the prompt list repeated (uncond half, cond half with CFG).
+        groups = groups.repeat(batch // groups.numel())
+        key = (step, layer)
+        acc = self.sums.get(key)
+        if acc is None:
+            acc = self.sums[key] = torch.zeros(self.num_groups, x.shape[-1], dtype=torch.float32, device=x.device)
+        acc.index_add_(0, groups, column_sums)
+
+    def num_steps(self) -> int:
+        """Number of steps seen (max step index + 1)."""
+        return 1 + max((step for step, _ in self.sums), default=-1)
+
+    def norms(self, layer_order: list[str]) -> dict[str, torch.Tensor]:
+        """layer -> float32 tensor [groups, steps, in] of n = sqrt(S), layers in ``layer_order``."""
+        steps = self.num_steps()
+        out = {}
+        for layer in layer_order:
+            per_step = [self.sums[(t, layer)] for t in range(steps)]
+            out[layer] = torch.stack(per_step, dim=1).sqrt()
+        return out

@@ -1,0 +1,45 @@
+"""Per-step removal (step 2 of the method): at UNet call t, layer l computes with W * (1 - mask[t][l]).
+
+``StepPruner.on_step`` is the ``on_step`` callback of ``trace.trace_steps``: before UNet call t it
+writes the masked weights of step t (masks derived on demand from the norms, never stored for all
+steps) and restores the originals at steps without a mask. ``restore`` puts the original weights
+back; callers use it in a ``finally``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from utils.skilled import skilled_mask
+
+
+class StepPruner:
+    """Swap per-step masked weights into ``modules`` during a traced generation."""
+
+    def __init__(self, modules: dict[str, nn.Linear], norms: dict[str, torch.Tensor], skill_ratio: float, num_steps: int) -> None:
+        """modules: layer -> Linear; norms: layer -> [2, steps, in]; masks apply at steps < num_steps."""
+        self.modules = modules
+        self.norms = {layer: n.to(modules[layer].weight.device) for layer, n in norms.items()}
+        self.skill_ratio = skill_ratio
+        self.num_steps = min(num_steps, min(n.shape[1] for n in norms.values()))
+        self.originals = {layer: modules[layer].weight.detach().clone() for layer in norms}
+        self._masked = False
+
+    @torch.no_grad()
+    def on_step(self, step: int) -> None:
+        """Write the weights for UNet call ``step``: masked below ``num_steps``, original after."""
+        if step < self.num_steps:
+            for layer, original in self.originals.items():
+                norms = self.norms[layer]
+                mask = skilled_mask(original, norms[0, step], norms[1, step], self.skill_ratio)
+                self.modules[layer].weight.copy_(original.masked_fill(mask, 0))
+            self._masked = True
+        elif self._masked:
+            self.restore()
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put the original weights back."""
+        for layer, original in self.originals.items():
+            self.modules[layer].weight.copy_(original)
+        self._masked = False

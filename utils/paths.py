@@ -1,0 +1,41 @@
+"""The results layout (no torch import here).
+
+results/<model>/<target>/
+    activation_norms.safetensors          step 1 (``activation_norms-<hook>.safetensors`` for other hook variants)
+    record_config.yaml                    the resolved config of the run that recorded the norms
+    preview/pair_000_base.png, ..._target.png
+    removal/<run>/pair_000.png            step 2: before | after, side by side; config.yaml
+    pruned/<run>/prune_mask.safetensors   step 3; config.yaml; unet/ with --export_diffusers
+results/<model>/multi/<target+target+...>/prune_mask.safetensors, config.yaml
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from utils.concepts import slugify
+
+
+def model_slug(model_id: str) -> str:
+    """Folder name of a model: ``CompVis--stable-diffusion-v1-4`` for a hub id, the folder name for a local path."""
+    path = Path(model_id)
+    if path.exists():
+        return slugify(path.resolve().name)
+    return model_id.replace("/", "--")
+
+
+def concept_dir(res_path: str | Path, model_id: str, target: str) -> Path:
+    """``results/<model>/<target>``."""
+    return Path(res_path) / model_slug(model_id) / slugify(target)
+
+
+def norms_path(res_path: str | Path, model_id: str, target: str, hook_module: str) -> Path:
+    """Where step 1 stores the activation norms of a concept."""
+    suffix = "" if hook_module == "unet" else f"-{hook_module}"
+    return concept_dir(res_path, model_id, target) / f"activation_norms{suffix}.safetensors"
+
+
+def run_name(skill_ratio: float, timesteps: int | None, select_ratio: float, hook_module: str) -> str:
+    """Folder name of one setting, e.g. ``sr0.01_tau10_sel0`` (``tauall`` when every step counts)."""
+    tau = "all" if timesteps is None else str(timesteps)
+    name = f"sr{skill_ratio:g}_tau{tau}_sel{select_ratio:g}"
+    return name if hook_module == "unet" else f"{name}_{hook_module}"

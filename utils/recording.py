@@ -1,0 +1,131 @@
+"""Step 1: record the activation norms of a concept's prompt pairs, or reuse stored ones that match."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from neuron_receivers.hook_variants import HookVariant, select_modules
+from neuron_receivers.norm_recorder import ActivationNormRecorder
+from neuron_receivers.trace import StopGeneration, trace_steps
+from utils.concepts import Concept, PromptPair
+from utils.generation import count_unet_calls, decode_latents, run_pipeline
+from utils.model_loading import dtype_name
+from utils.norms_store import load_norms, reusable, save_norms
+from utils.storage import save_image
+
+log = logging.getLogger(__name__)
+
+
+def norms_fingerprint(pipe, config: dict[str, Any], concept: Concept, variant: HookVariant) -> dict[str, Any]:
+    """Everything the activation norms depend on, as a JSON-able dict."""
+    model_id = config["model_id"]
+    weights = Path(model_id) / variant.component
+    return {
+        "model_id": str(Path(model_id).resolve()) if Path(model_id).is_dir() else model_id,
+        "model_mtime": max((p.stat().st_mtime for p in weights.glob("*.safetensors")), default=None) if weights.is_dir() else None,
+        "prompts": [[p.base, p.target, p.seed] for p in concept.pairs],
+        "num_inference_steps": int(config["num_inference_steps"]),
+        "guidance_scale": float(config["guidance_scale"]),
+        "height": config.get("height"),
+        "width": config.get("width"),
+        "hook_module": variant.name,
+        "dtype": dtype_name(pipe.unet.dtype),
+        "device_type": pipe.device.type,
+        "scheduler": type(pipe.scheduler).__name__,
+    }
+
+
+def _batches(pairs: tuple[PromptPair, ...], size: int) -> list[tuple[PromptPair, ...]]:
+    return [pairs[i : i + size] for i in range(0, len(pairs), size)]
+
+
+def record_norms(
+    pipe,
+    concept: Concept,
+    config: dict[str, Any],
+    variant: HookVariant,
+    stop_at: int | None,
+    preview_dir: Path | None = None,
+    num_preview: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Generate every pair (base and target in one batch) and return layer -> norms [2, steps, in].
+
+    stop_at: number of leading UNet calls to record (generation stops there), None for all.
+    Layers come in execution order. With ``preview_dir``, the first ``num_preview`` pairs' images
+    are saved there (decoded from the recorded run, or generated in full when it stopped early).
+    """
+    component = getattr(pipe, variant.component)
+    modules = select_modules(component, variant)
+    recorder = ActivationNormRecorder(num_groups=2)
+    if not variant.per_step:
+        stop_at = 0  # the text encoder runs before the first UNet call
+    layer_order: list[str] = []
+    preview: list[tuple[int, Any, Any]] = []
+    batches = _batches(concept.pairs, int(config["batch_size"]))
+    offset = 0
+    for batch in tqdm(batches, desc=f"recording {concept.name}", unit="batch"):
+        prompts = [p.base for p in batch] + [p.target for p in batch]
+        seeds = [p.seed for p in batch] * 2
+        recorder.set_batch_groups([0] * len(batch) + [1] * len(batch))
+        latents = None
+        with trace_steps(pipe.unet, modules, on_input=recorder, stop_at=stop_at, fixed_step=None if variant.per_step else 0) as trace:
+            try:
+                latents = run_pipeline(pipe, prompts, seeds, config, output_type="latent")
+            except StopGeneration:
+                pass
+        if not layer_order:
+            layer_order = trace.layer_order
+        wanted = [i for i in range(len(batch)) if offset + i < num_preview]
+        if preview_dir is not None and latents is not None and wanted:
+            idx = wanted + [len(batch) + i for i in wanted]
+            images = decode_latents(pipe, latents[idx])
+            preview += [(offset + i, images[j], images[len(wanted) + j]) for j, i in enumerate(wanted)]
+        offset += len(batch)
+    missing = sorted(set(modules) - set(layer_order))
+    if missing:
+        raise RuntimeError(f"{len(missing)} selected layers never ran, e.g. {missing[0]}")
+    if preview_dir is not None and num_preview > 0 and not preview:
+        preview = _generate_preview(pipe, concept, config, num_preview)
+    for index, base_image, target_image in preview:
+        save_image(preview_dir / f"pair_{index:03d}_base.png", base_image)
+        save_image(preview_dir / f"pair_{index:03d}_target.png", target_image)
+    return recorder.norms(layer_order)
+
+
+def _generate_preview(pipe, concept: Concept, config: dict[str, Any], num_preview: int) -> list[tuple[int, Any, Any]]:
+    pairs = concept.pairs[:num_preview]
+    prompts = [p.base for p in pairs] + [p.target for p in pairs]
+    images = run_pipeline(pipe, prompts, [p.seed for p in pairs] * 2, config, output_type="pil")
+    return [(i, images[i], images[len(pairs) + i]) for i in range(len(pairs))]
+
+
+def ensure_norms(
+    pipe,
+    concept: Concept,
+    config: dict[str, Any],
+    variant: HookVariant,
+    path: Path,
+    steps_needed: int | None,
+    preview_dir: Path | None = None,
+) -> tuple[dict[str, torch.Tensor], bool]:
+    """Load the norms at ``path`` when they fit this run, else record and save them.
+
+    steps_needed: leading UNet calls needed (None = all). Returns (norms, reused).
+    """
+    fingerprint = norms_fingerprint(pipe, config, concept, variant)
+    ok, reason = reusable(path, fingerprint, steps_needed)
+    if ok:
+        log.info("reusing %s (%s)", path, reason)
+        norms, _ = load_norms(path, device=pipe.device)
+        return norms, True
+    log.info("recording activation norms: %s", reason)
+    total_calls = count_unet_calls(pipe, int(config["num_inference_steps"])) if variant.per_step else 1
+    stop_at = steps_needed if steps_needed is not None and steps_needed < total_calls else None
+    num_preview = int(config.get("num_preview") or 0) if preview_dir is not None else 0
+    norms = record_norms(pipe, concept, config, variant, stop_at, preview_dir, num_preview)
+    save_norms(path, norms, fingerprint, complete=stop_at is None, config=config)
+    return norms, False

@@ -1,0 +1,115 @@
+"""The steps shared by the wanda/ scripts once their input is checked: load, get norms, derive masks, save."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neuron_receivers.hook_variants import HookVariant, get_variant, select_modules
+from utils.concepts import Concept
+from utils.config import dump_yaml
+from utils.errors import UsageError
+from utils.generation import count_unet_calls
+from utils.model_loading import dtype_name, load_pipeline, resolve_device, resolve_dtype
+from utils.paths import concept_dir, norms_path
+from utils.recording import ensure_norms
+from utils.storage import write_text
+
+
+def setup_logging() -> None:
+    """INFO messages to stderr, one line each."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+class Session:
+    """A loaded pipeline with the run's config and hook variant."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.device = resolve_device(str(config["device"]))
+        self.dtype = resolve_dtype(str(config["dtype"]), self.device)
+        self.variant: HookVariant = get_variant(config["hook_module"])
+        self.pipe = load_pipeline(config["model_id"], self.device, self.dtype, bool(config.get("safety_checker")))
+        self.component = getattr(self.pipe, self.variant.component)
+        self.modules = select_modules(self.component, self.variant)
+        self.total_calls = count_unet_calls(self.pipe, int(config["num_inference_steps"])) if self.variant.per_step else 1
+
+    def resolved_config(self, **extra: Any) -> dict[str, Any]:
+        """The config with device and dtype resolved, plus ``extra`` keys."""
+        resolved = dict(self.config, device=str(self.device), dtype=dtype_name(self.dtype))
+        resolved.update(extra)
+        return resolved
+
+    def check_steps(self, steps: int | None) -> None:
+        """Raise UsageError when ``steps`` exceeds the UNet calls of one generation."""
+        if steps is not None and steps > self.total_calls:
+            raise UsageError(
+                f"--timesteps {steps} exceeds the {self.total_calls} recorded steps (UNet calls) of one generation "
+                f"with num_inference_steps={self.config['num_inference_steps']}"
+                + ("" if self.variant.per_step else f" for hook variant {self.variant.name}")
+                + "; pass a smaller --timesteps"
+            )
+
+    def norms(self, concept: Concept, steps_needed: int | None, preview: bool = False) -> dict[str, torch.Tensor]:
+        """The concept's norms (layer -> [2, steps, in]), reused from disk when they match, else recorded."""
+        self.check_steps(steps_needed)
+        if not self.variant.per_step:
+            steps_needed = 1
+        path = norms_path(self.config["res_path"], self.config["model_id"], concept.name, self.variant.name)
+        preview_dir = concept_dir(self.config["res_path"], self.config["model_id"], concept.name) / "preview" if preview else None
+        norms, reused = ensure_norms(self.pipe, concept, self.resolved_config(), self.variant, path, steps_needed, preview_dir)
+        if not reused:
+            write_text(path.parent / "record_config.yaml", dump_yaml(self.resolved_config(target=concept.name)))
+        return norms
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """layer -> the (unpruned) weight of every selected Linear."""
+        return {name: module.weight.detach() for name, module in self.modules.items()}
+
+
+def save_run_config(folder: Path, config: dict[str, Any]) -> None:
+    """Write the resolved config as ``config.yaml`` in ``folder``."""
+    write_text(Path(folder) / "config.yaml", dump_yaml(config))
+
+
+def union_for_concept(session: Session, concept: Concept, skill_ratio: float, tau: int, select_ratio: float) -> dict[str, torch.Tensor]:
+    """layer -> bool mask: the concept's skilled weights united over its first ``tau`` steps."""
+    from utils.skilled import union_masks
+
+    if not session.variant.per_step:
+        tau = 1
+    norms = session.norms(concept, tau)
+    return union_masks(session.weights(), norms, skill_ratio, tau, select_ratio)
+
+
+def save_mask_and_export(session: Session, masks: dict[str, torch.Tensor], out_path: Path, settings: dict[str, Any], export_dir: str | None) -> dict[str, Any]:
+    """Save ``masks`` as ``prune_mask.safetensors`` (+ config.yaml); optionally export the pruned component.
+
+    Returns the mask file's metadata (counts included).
+    """
+    from utils.pruning import apply_prune_mask, export_component, save_prune_mask
+
+    metadata = {
+        "model_id": session.config["model_id"],
+        "component": session.variant.component,
+        "hook_module": session.variant.name,
+        **settings,
+        "config": session.resolved_config(),
+    }
+    meta = save_prune_mask(out_path, masks, session.component, metadata)
+    save_run_config(out_path.parent, session.resolved_config(**settings))
+    if export_dir:
+        apply_prune_mask(session.pipe, {f"{k}.weight": v for k, v in masks.items()}, session.variant.component)
+        export_component(session.pipe, session.variant.component, export_dir)
+    return meta
+
+
+def describe_mask(meta: dict[str, Any], path: Path) -> str:
+    """One line: how many weights the mask prunes and where it is."""
+    return (
+        f"pruned {meta['num_pruned']:,} weights = {100 * meta['fraction_of_component']:.3f}% of the "
+        f"{meta['component']} ({100 * meta['num_pruned'] / max(meta['num_scored'], 1):.2f}% of the scored layers) -> {path}"
+    )

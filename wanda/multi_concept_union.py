@@ -1,0 +1,52 @@
+"""Erase several concepts in one model: the union of each concept's pruning mask.
+
+Each target uses its own paper hyper-parameters (skill_ratio, tau) unless --skill_ratio or
+--timesteps is given for all. Norms are recorded for a target whose stored norms do not match.
+Writes results/<model>/multi/<target+target+...>/prune_mask.safetensors and config.yaml.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.concepts import build_concept, slugify  # noqa: E402
+from utils.config import build_parser, concept_hyperparameters, resolve_config  # noqa: E402
+from utils.errors import run_cli  # noqa: E402
+
+
+def main(argv=None) -> None:
+    """Parse ``argv``, unite the masks of every target and save one prune mask."""
+    parser = build_parser(__doc__.splitlines()[0], concept_args="multi")
+    parser.add_argument("--export_diffusers", default=None, help="also write the pruned component as a diffusers folder here")
+    args = parser.parse_args(argv)
+    config = resolve_config(args)
+    concepts = [build_concept(target, config["seed"]) for target in dict.fromkeys(args.targets)]
+    select_ratio = float(config["select_ratio"] or 0.0)
+    settings = {c.name: concept_hyperparameters(config, c.kind) for c in concepts}
+
+    from utils.paths import model_slug
+    from utils.workflow import Session, describe_mask, save_mask_and_export, setup_logging, union_for_concept
+
+    setup_logging()
+    session = Session(config)
+    combined = None
+    for concept in concepts:
+        ratio, tau = settings[concept.name]
+        masks = union_for_concept(session, concept, ratio, tau, select_ratio)
+        print(f"{concept.name}: skill_ratio {ratio:g}, tau {tau}: {sum(int(m.sum()) for m in masks.values()):,} weights")
+        combined = masks if combined is None else {k: combined[k] | masks[k] for k in combined}
+    name = "+".join(slugify(c.name) for c in concepts)
+    out = Path(config["res_path"]) / model_slug(config["model_id"]) / "multi" / name / "prune_mask.safetensors"
+    meta_settings = {
+        "targets": [c.name for c in concepts],
+        "per_target": {k: {"skill_ratio": r, "timesteps": t} for k, (r, t) in settings.items()},
+        "select_ratio": select_ratio,
+    }
+    meta = save_mask_and_export(session, combined, out, meta_settings, args.export_diffusers)
+    print(describe_mask(meta, out))
+
+
+if __name__ == "__main__":
+    run_cli(main)
