@@ -1,0 +1,100 @@
+"""Config merging, float formatting and concept prompt pairs (no torch needed)."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from utils.concepts import build_concept, known_targets, slugify
+from utils.config import build_parser, concept_hyperparameters, dump_yaml, format_float, resolve_config
+from utils.errors import UsageError
+
+
+def test_yaml_defaults_are_the_papers_and_cli_overrides(tmp_path):
+    config = resolve_config(build_parser("t").parse_args(["--target", "x"]))
+    assert config["model_id"] == "CompVis/stable-diffusion-v1-4"
+    assert (config["num_inference_steps"], config["guidance_scale"], config["hook_module"]) == (50, 7.5, "unet")
+    assert concept_hyperparameters(config, "art") == (0.01, 10)
+    assert concept_hyperparameters(config, "naked") == (0.01, 9)
+    assert concept_hyperparameters(config, "object") == (0.02, 10)
+    config = resolve_config(build_parser("t").parse_args(["--skill_ratio", "0.05", "--timesteps", "4", "--safety_checker"]))
+    assert concept_hyperparameters(config, "naked") == (0.05, 4)
+    assert config["safety_checker"] is True
+
+
+def test_floats_are_written_in_scientific_notation_and_read_back():
+    for value in (0.01, 7.5, 0.0125, 0.0, 1e-5, 0.1 + 0.2):
+        assert yaml.safe_load(format_float(value)) == value
+    assert format_float(0.01) == "1.0e-02"
+    assert "skill_ratio: 1.0e-02" in dump_yaml({"skill_ratio": 0.01})
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--skill_ratio", "0"], "strictly between 0 and 1"),
+        (["--skill_ratio", "1.5"], "strictly between 0 and 1"),
+        (["--hook_module", "ffn-9"], "unknown --hook_module"),
+        (["--timesteps", "0"], "positive integer"),
+        (["--model_id", "/no/such/folder"], "does not exist"),
+        (["--config", "/no/such.yaml"], "does not exist"),
+    ],
+)
+def test_bad_values_raise_one_clear_sentence(argv, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        resolve_config(build_parser("t").parse_args(argv))
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("skil_ratio: 0.01\n")
+    with pytest.raises(UsageError, match="unknown key.*skil_ratio"):
+        resolve_config(build_parser("t").parse_args(["--config", str(bad)]))
+
+
+def test_every_paper_concept_builds_pairs_from_the_templates():
+    art = build_concept("Van Gogh", 0)
+    assert art.kind == "art" and len(art.pairs) >= 20
+    assert art.pairs[0].base == "a photo of a cat" and art.pairs[0].target == "a cat in the style of Van Gogh"
+    assert build_concept("Da Vinci", 0).pairs[0].target.endswith("in the style of Leonardo Da Vinci")
+    naked = build_concept("naked", 0).pairs[0]
+    assert (naked.base, naked.target) == ("a photo of a man", "a photo of a naked man")
+    for obj in ("tench", "english springer", "cassette player", "chain saw", "church", "french horn", "garbage truck", "gas pump", "golf ball", "parachute"):
+        pair = build_concept(obj, 0).pairs[0]
+        assert pair.target == f"a {obj} in {pair.base}"
+    assert build_concept("garbage truck", 0).pairs[0].base == "a street"
+    male = build_concept("male", 7)
+    assert male.pairs[0].base == "a headshot of a man" and male.pairs[0].target == "a headshot of a woman"
+    assert [p.seed for p in male.pairs] == [p.seed for p in build_concept("male", 7).pairs]
+    assert len({p.seed for p in male.pairs}) == len(male.pairs)
+    female = build_concept("female", 7).pairs[0]
+    assert (female.base, female.target) == ("a headshot of a woman", "a headshot of a man")
+    memo = build_concept("memorize_0", 0, target_file="memorize_0")
+    assert memo.kind == "memorize" and all(p.base == "" for p in memo.pairs)
+    assert all(p.seed == 0 for p in art.pairs)
+
+
+def test_custom_concept_and_its_errors(prompt_files):
+    base, target = prompt_files(["a dog", "a cat"], ["a red dog", "a red cat"])
+    concept = build_concept("red", 3, base_prompts=base, target_prompts=target)
+    assert concept.kind == "custom" and [(p.base, p.target, p.seed) for p in concept.pairs] == [("a dog", "a red dog", 3), ("a cat", "a red cat", 3)]
+    base, target = prompt_files(["a dog", "a cat"], ["a red dog"])
+    with pytest.raises(UsageError, match="has 2 prompts but --target_prompts has 1"):
+        build_concept("red", 0, base_prompts=base, target_prompts=target)
+    base, target = prompt_files([], [])
+    with pytest.raises(UsageError, match="at least one prompt"):
+        build_concept("red", 0, base_prompts=base, target_prompts=target)
+    with pytest.raises(UsageError, match="does not exist"):
+        build_concept("red", 0, base_prompts="/no/a.txt", target_prompts="/no/b.txt")
+
+
+def test_unknown_target_lists_the_known_ones():
+    with pytest.raises(UsageError) as err:
+        build_concept("Rembrandt", 0)
+    for name in known_targets():
+        assert name in str(err.value)
+    with pytest.raises(UsageError, match="not found"):
+        build_concept("memorize_9", 0)
+
+
+def test_slugify():
+    assert slugify("Van Gogh") == "van_gogh" and slugify("golf ball") == "golf_ball"

@@ -1,0 +1,84 @@
+"""Prune masks: zeroing exactly the masked weights, safetensors round trip, pruned pipeline, export."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from neuron_receivers.hook_variants import HOOK_VARIANTS, select_modules
+from utils.errors import UsageError
+from utils.model_loading import load_pipeline
+from utils.pruning import apply_prune_mask, export_component, load_prune_mask, load_pruned_pipeline, save_prune_mask
+
+
+def random_masks(unet, density=0.05, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    modules = select_modules(unet, HOOK_VARIANTS["unet"])
+    return {name: torch.rand(m.weight.shape, generator=gen) < density for name, m in modules.items()}
+
+
+def test_pruning_zeroes_exactly_the_masked_weights(tiny_sd_dir):
+    pipe = load_pipeline(str(tiny_sd_dir), torch.device("cpu"), torch.float32)
+    before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    masks = random_masks(pipe.unet)
+    zeroed = apply_prune_mask(pipe, {f"{k}.weight": m for k, m in masks.items()})
+    assert zeroed == sum(int(m.sum()) for m in masks.values())
+    after = pipe.unet.state_dict()
+    for key, value in after.items():
+        layer = key.removesuffix(".weight")
+        if key.endswith(".weight") and layer in masks:
+            mask = masks[layer]
+            assert (value[mask] == 0).all()
+            assert torch.equal(value[~mask], before[key][~mask])
+        else:
+            assert torch.equal(value, before[key]), key
+    text_before = {k: v.clone() for k, v in pipe.text_encoder.state_dict().items()}
+    assert all(torch.equal(v, text_before[k]) for k, v in pipe.text_encoder.state_dict().items())
+
+
+def test_mask_file_round_trip_and_pruned_pipeline(tiny_sd_dir, tmp_path):
+    pipe = load_pipeline(str(tiny_sd_dir), torch.device("cpu"), torch.float32)
+    masks = random_masks(pipe.unet, seed=3)
+    path = tmp_path / "prune_mask.safetensors"
+    meta = save_prune_mask(path, masks, pipe.unet, {"model_id": str(tiny_sd_dir), "component": "unet", "skill_ratio": 0.01})
+    with safe_open(str(path), "pt") as handle:
+        keys = set(handle.keys())
+        raw = handle.metadata()
+        assert all(handle.get_tensor(k).dtype == torch.bool for k in keys)
+    assert keys == {f"{k}.weight" for k in masks}
+    assert "down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2.weight" in keys
+    assert json.loads(raw["model_id"]) == str(tiny_sd_dir) and json.loads(raw["skill_ratio"]) == 0.01
+    assert meta["num_pruned"] == sum(int(m.sum()) for m in masks.values())
+    loaded, loaded_meta = load_prune_mask(path)
+    assert all(torch.equal(loaded[f"{k}.weight"], m) for k, m in masks.items())
+    assert loaded_meta["component"] == "unet"
+
+    pruned = load_pruned_pipeline(path)  # base model from the metadata
+    manual = load_pipeline(str(tiny_sd_dir), torch.device("cpu"), torch.float32)
+    apply_prune_mask(manual, path)
+    for (k, a), b in zip(pruned.unet.state_dict().items(), manual.unet.state_dict().values()):
+        assert torch.equal(a, b), k
+    out = export_component(pruned, "unet", tmp_path / "unet")
+    from diffusers import UNet2DConditionModel
+
+    exported = UNet2DConditionModel.from_pretrained(str(out))
+    for (k, a), b in zip(exported.state_dict().items(), pruned.unet.state_dict().values()):
+        assert torch.equal(a, b), k
+    g = torch.Generator().manual_seed(0)
+    image_a = pruned(["a cat"], num_inference_steps=2, generator=g, output_type="np").images
+    g = torch.Generator().manual_seed(0)
+    image_b = pipe(["a cat"], num_inference_steps=2, generator=g, output_type="np").images
+    assert not (image_a == image_b).all()  # pruning changes what the model draws
+
+
+def test_mask_for_another_model_is_refused(tiny_sd_dir, mini_sd_dir, tmp_path):
+    pipe = load_pipeline(str(tiny_sd_dir), torch.device("cpu"), torch.float32)
+    path = tmp_path / "m.safetensors"
+    save_prune_mask(path, random_masks(pipe.unet), pipe.unet, {"model_id": str(tiny_sd_dir), "component": "unet"})
+    mini = load_pipeline(str(mini_sd_dir), torch.device("cpu"), torch.float32)
+    with pytest.raises(UsageError, match="model the mask was made for"):
+        apply_prune_mask(mini, path)
+    with pytest.raises(UsageError, match="does not exist"):
+        apply_prune_mask(mini, tmp_path / "missing.safetensors")
