@@ -19,9 +19,21 @@ from utils.recording import ensure_norms
 from utils.storage import write_text
 
 
+class _CurrentStderrHandler(logging.Handler):
+    """Writes each record to whatever ``sys.stderr`` is at the time (works under redirection)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+
+
 def setup_logging() -> None:
-    """INFO messages to stderr, one line each."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    """Send this project's INFO messages to stderr, one line each (idempotent)."""
+    for name in ("utils", "neuron_receivers"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        if not any(isinstance(h, _CurrentStderrHandler) for h in logger.handlers):
+            logger.addHandler(_CurrentStderrHandler())
 
 
 class Session:
@@ -53,6 +65,18 @@ class Session:
                 + "; pass a smaller --timesteps"
             )
 
+    def effective_tau(self, tau: int) -> int:
+        """The paper's default tau, capped at the UNet calls of one generation (logged when capped).
+
+        Only for defaults: a --timesteps the user gave is checked by ``check_steps`` instead.
+        """
+        if not self.variant.per_step:
+            return 1
+        if self.config.get("timesteps") is None and tau > self.total_calls:
+            logging.getLogger("utils.workflow").info("default tau %d capped at the %d UNet calls of one generation", tau, self.total_calls)
+            return self.total_calls
+        return tau
+
     def norms(self, concept: Concept, steps_needed: int | None, preview: bool = False) -> dict[str, torch.Tensor]:
         """The concept's norms (layer -> [2, steps, in]), reused from disk when they match, else recorded."""
         self.check_steps(steps_needed)
@@ -79,8 +103,6 @@ def union_for_concept(session: Session, concept: Concept, skill_ratio: float, ta
     """layer -> bool mask: the concept's skilled weights united over its first ``tau`` steps."""
     from utils.skilled import union_masks
 
-    if not session.variant.per_step:
-        tau = 1
     norms = session.norms(concept, tau)
     return union_masks(session.weights(), norms, skill_ratio, tau, select_ratio)
 

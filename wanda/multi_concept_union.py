@@ -31,6 +31,7 @@ def main(argv=None) -> None:
 
     setup_logging()
     session = Session(config)
+    settings = {name: (ratio, session.effective_tau(tau)) for name, (ratio, tau) in settings.items()}
     combined = None
     for concept in concepts:
         ratio, tau = settings[concept.name]

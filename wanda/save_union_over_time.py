@@ -32,8 +32,9 @@ def main(argv=None) -> None:
 
     setup_logging()
     session = Session(config)
+    tau = session.effective_tau(tau)
     masks = union_for_concept(session, concept, skill_ratio, tau, select_ratio)
-    name = run_name(skill_ratio, tau if session.variant.per_step else 1, select_ratio, session.variant.name)
+    name = run_name(skill_ratio, tau, select_ratio, session.variant.name)
     out = concept_dir(config["res_path"], config["model_id"], concept.name) / "pruned" / name / "prune_mask.safetensors"
     settings = {"targets": [concept.name], "skill_ratio": skill_ratio, "timesteps": tau, "select_ratio": select_ratio}
     meta = save_mask_and_export(session, masks, out, settings, args.export_diffusers)

@@ -1,0 +1,182 @@
+"""The four wanda/ scripts end to end on tiny offline models, norm reuse, and every bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO, run_script
+from utils.norms_store import load_norms
+from utils.pruning import load_prune_mask
+from utils.skilled import union_masks
+from utils.storage import read_metadata
+
+PAIRS = (["a photo of a cat", "a photo of a house"], ["a cat in the style of stripes", "a house in the style of stripes"])
+
+
+@pytest.fixture
+def custom(prompt_files, tiny_sd_dir, tmp_path):
+    base, target = prompt_files(*PAIRS)
+    res = tmp_path / "results"
+    common = ["--model_id", str(tiny_sd_dir), "--num_inference_steps", "3", "--res_path", str(res), "--target", "stripes",
+              "--base_prompts", base, "--target_prompts", target]
+    return common, res / "tiny-sd" / "stripes"
+
+
+def unet_weights(model_dir):
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(str(model_dir), subfolder="unet")
+    return {n: m.weight.detach() for n, m in unet.named_modules() if n.endswith(".ff.net.2")}
+
+
+def test_steps_1_2_3_end_to_end(custom, tiny_sd_dir, capsys):
+    common, out = custom
+    run_script("wanda", common + ["--skill_ratio", "0.05"])
+    norms_file = out / "activation_norms.safetensors"
+    meta = read_metadata(norms_file)
+    assert meta["num_steps"] == 4 and meta["complete"] and len(meta["layers"]) == 16
+    assert meta["fingerprint"]["prompts"][0] == ["a photo of a cat", "a cat in the style of stripes", 0]
+    assert meta["config"]["skill_ratio"] == 0.05
+    assert (out / "record_config.yaml").read_text().count("skill_ratio: 5.0e-02") == 1
+    assert sorted(p.name for p in (out / "preview").iterdir()) == ["pair_000_base.png", "pair_000_target.png", "pair_001_base.png", "pair_001_target.png"]
+    counts = json.loads((out / "skilled_counts.json").read_text())
+    assert len(counts["skilled_per_step"]) == 4 and all(c > 0 for c in counts["skilled_per_step"])
+
+    # step 2: before | after images; the per-step removal changes the target images
+    run_script("remove_neurons", common + ["--skill_ratio", "0.05"])
+    assert "reusing" in capsys.readouterr().err
+    images = sorted((out / "removal" / "sr0.05_tauall_sel0").glob("pair_*.png"))
+    assert len(images) == 2
+    for path in images:
+        pixels = np.asarray(Image.open(path)).astype(int)
+        half = (pixels.shape[1] - 4) // 2
+        assert np.abs(pixels[:, :half] - pixels[:, half + 4 :]).mean() > 0.5
+
+    # step 3: the saved mask equals the union computed from the stored norms and the weights
+    run_script("save_union_over_time", common + ["--skill_ratio", "0.05", "--timesteps", "3", "--export_diffusers", str(out / "exported")])
+    masks, meta = load_prune_mask(out / "pruned" / "sr0.05_tau3_sel0" / "prune_mask.safetensors")
+    assert meta["model_id"] == str(tiny_sd_dir) and meta["timesteps"] == 3 and meta["component"] == "unet"
+    norms, _ = load_norms(norms_file)
+    expected = union_masks(unet_weights(tiny_sd_dir), norms, 0.05, 3)
+    assert set(masks) == {f"{k}.weight" for k in expected}
+    assert all(torch.equal(masks[f"{k}.weight"], m) for k, m in expected.items())
+    assert meta["num_pruned"] == sum(int(m.sum()) for m in expected.values()) > 0
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(str(out / "exported"))
+    weight = dict(unet.named_modules())[next(iter(expected))].weight
+    assert (weight[expected[next(iter(expected))]] == 0).all()
+
+
+def test_stale_norms_are_recomputed(custom, prompt_files, capsys):
+    common, out = custom
+    run_script("wanda", common + ["--timesteps", "2"])
+    assert read_metadata(out / "activation_norms.safetensors")["num_steps"] == 2
+    run_script("wanda", common + ["--timesteps", "2"])
+    assert "reusing" in capsys.readouterr().err
+    run_script("wanda", common + ["--timesteps", "2", "--guidance_scale", "5.0"])
+    assert "different guidance_scale" in capsys.readouterr().err
+    run_script("wanda", common + ["--timesteps", "2", "--seed", "1"])
+    assert "different guidance_scale, prompts" in capsys.readouterr().err  # the seeds live with the prompts
+    run_script("save_union_over_time", common + ["--timesteps", "3", "--seed", "1"])  # more steps than stored
+    assert "cover 2 steps, 3 are needed" in capsys.readouterr().err
+    base, target = prompt_files(["a dog"], ["a dog in the style of stripes"])
+    changed = [a if a not in (common[-3], common[-1]) else (base if a == common[-3] else target) for a in common]
+    run_script("wanda", changed + ["--timesteps", "2", "--seed", "1"])
+    assert "different prompts" in capsys.readouterr().err
+    assert read_metadata(out / "activation_norms.safetensors")["fingerprint"]["prompts"] == [["a dog", "a dog in the style of stripes", 1]]
+
+
+def test_batched_truncated_masks_equal_one_at_a_time_full_runs(custom, tmp_path):
+    common, _ = custom
+    batched = common + ["--batch_size", "2", "--timesteps", "3", "--res_path", str(tmp_path / "a")]
+    single = common + ["--batch_size", "1", "--res_path", str(tmp_path / "b")]
+    run_script("wanda", single)  # records all 4 calls, one pair per pipeline call
+    run_script("save_union_over_time", batched)  # records only 3 calls, both pairs in one batch
+    run_script("save_union_over_time", single + ["--timesteps", "3"])
+    a, _ = load_prune_mask(tmp_path / "a" / "tiny-sd" / "stripes" / "pruned" / "sr0.01_tau3_sel0" / "prune_mask.safetensors")
+    b, _ = load_prune_mask(tmp_path / "b" / "tiny-sd" / "stripes" / "pruned" / "sr0.01_tau3_sel0" / "prune_mask.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert sum(int(m.sum()) for m in a.values()) > 0
+
+
+def test_multi_concept_union_is_the_or_of_each_concepts_mask(mini_sd_dir, tmp_path):
+    res = tmp_path / "r"
+    common = ["--model_id", str(mini_sd_dir), "--num_inference_steps", "2", "--res_path", str(res), "--batch_size", "10"]
+    run_script("multi_concept_union", common + ["--targets", "Van Gogh", "parachute"])
+    masks, meta = load_prune_mask(res / "mini-sd" / "multi" / "van_gogh+parachute" / "prune_mask.safetensors")
+    assert meta["targets"] == ["Van Gogh", "parachute"]
+    assert meta["per_target"] == {"Van Gogh": {"skill_ratio": 0.01, "timesteps": 3}, "parachute": {"skill_ratio": 0.02, "timesteps": 3}}
+    weights = unet_weights(mini_sd_dir)
+    expected = None
+    for target, ratio in (("van_gogh", 0.01), ("parachute", 0.02)):
+        norms, norms_meta = load_norms(res / "mini-sd" / target / "activation_norms.safetensors")
+        assert norms_meta["num_steps"] == 3  # paper tau 10 capped at the 3 UNet calls
+        one = union_masks(weights, norms, ratio, 3)
+        expected = one if expected is None else {k: expected[k] | one[k] for k in one}
+    assert all(torch.equal(masks[f"{k}.weight"], m) for k, m in expected.items())
+
+
+BAD_INPUTS = [
+    (["--target", "Rembrandt"], "unknown target 'Rembrandt'; choose one of Van Gogh, Monet"),
+    (["--target", "x", "--base_prompts", "{two}", "--target_prompts", "{one}"], "has 2 prompts but --target_prompts has 1"),
+    (["--target", "x", "--base_prompts", "{empty}", "--target_prompts", "{empty}"], "at least one prompt"),
+    (["--target", "x", "--base_prompts", "/no/such.txt", "--target_prompts", "{one}"], "does not exist"),
+    (["--target", "memorize_3"], "not found as a path or as datasets/memorize_3.txt"),
+    (["--target", "naked", "--skill_ratio", "1.0"], "strictly between 0 and 1"),
+    (["--target", "naked", "--skill_ratio", "-0.1"], "strictly between 0 and 1"),
+    (["--target", "naked", "--config", "{badyaml}"], "unknown key(s) skil_ratio"),
+    (["--target", "naked", "--model_id", "/no/such/model"], "does not exist"),
+]
+
+
+@pytest.mark.parametrize("script", ["wanda", "remove_neurons", "save_union_over_time"])
+@pytest.mark.parametrize("argv, message", BAD_INPUTS)
+def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(script, argv, message, tmp_path, capsys):
+    files = {"two": "a\nb\n", "one": "a\n", "empty": "\n", "badyaml": "skil_ratio: 0.01\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    argv = [a.format(**{k: str(tmp_path / k) for k in files}) for a in argv]
+    res = tmp_path / "results"
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(script, argv + ["--res_path", str(res)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and err.count("\n") == 0
+    assert not res.exists()
+
+
+def test_timesteps_beyond_the_recorded_steps(custom, capsys):
+    common, out = custom
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("save_union_over_time", common + ["--timesteps", "9"])
+    assert exit_info.value.code == 2
+    assert "--timesteps 9 exceeds the 4 recorded steps" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unreachable_hub_id_and_fast_failure_before_torch_import(tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    code = (
+        "import sys; sys.argv=['wanda.py','--target','Rembrandt']; sys.path.insert(0,'wanda');"
+        "import runpy\ntry:\n runpy.run_path('wanda/wanda.py', run_name='__main__')\n"
+        "except SystemExit as e:\n print('exit', e.code, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env, timeout=60)
+    assert "exit 2 False" in done.stdout, done.stderr
+    done = subprocess.run(
+        [sys.executable, "wanda/wanda.py", "--target", "naked", "--model_id", "someone/not-cached-model", "--res_path", str(tmp_path / "r")],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert done.returncode == 2
+    assert "could not load 'someone/not-cached-model' from the Hugging Face hub" in done.stderr
+    assert "pass the local folder with --model_id PATH" in done.stderr
+    assert not (tmp_path / "r").exists()
