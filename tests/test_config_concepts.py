@@ -98,3 +98,14 @@ def test_unknown_target_lists_the_known_ones():
 
 def test_slugify():
     assert slugify("Van Gogh") == "van_gogh" and slugify("golf ball") == "golf_ball"
+
+
+def test_quickstart_config_differs_from_the_defaults_only_in_model_and_size_of_the_run():
+    from utils.config import REPO_ROOT, load_yaml_config
+
+    defaults = load_yaml_config(REPO_ROOT / "configs" / "wanda_config.yaml")
+    quick = load_yaml_config(REPO_ROOT / "configs" / "quickstart.yaml")
+    changed = {k for k in defaults if defaults[k] != quick[k]}
+    assert set(quick) == set(defaults)
+    assert changed == {"model_id", "num_inference_steps", "num_images"}
+    assert quick["model_id"] == "models/tiny-sd"
