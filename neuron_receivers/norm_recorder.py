@@ -17,10 +17,20 @@ class ActivationNormRecorder:
         self.num_groups = num_groups
         self.sums: dict[tuple[int, str], torch.Tensor] = {}
         self._groups: torch.Tensor | None = None
+        self._row_groups: dict[tuple[torch.device, int], torch.Tensor] = {}
 
     def set_batch_groups(self, groups: list[int]) -> None:
         """Group id of each prompt of the next pipeline call (in prompt order)."""
         self._groups = torch.tensor(groups, dtype=torch.long)
+        self._row_groups = {}
+
+    def _groups_for(self, device: torch.device, batch: int) -> torch.Tensor:
+        """Group id of each sample of a UNet batch, cached on ``device`` (one copy per call, not per hook)."""
+        key = (device, batch)
+        if key not in self._row_groups:
+            # The pipeline batch is the prompt list repeated (uncond half, cond half with CFG).
+            self._row_groups[key] = self._groups.repeat(batch // self._groups.numel()).to(device)
+        return self._row_groups[key]
 
     def __call__(self, step: int, layer: str, x: torch.Tensor) -> None:
         if self._groups is None:
@@ -31,9 +41,7 @@ class ActivationNormRecorder:
         # F.normalize semantics: each row divided by max(||row||, 1e-12).
         row_norm_sq = squares.sum(dim=-1, keepdim=True).clamp_min_(1e-24)
         column_sums = (squares / row_norm_sq).sum(dim=1)  # [batch, in]
-        groups = self._groups.to(x.device)
-        # The pipeline batch is the prompt list repeated (uncond half, cond half with CFG).
-        groups = groups.repeat(batch // groups.numel())
+        groups = self._groups_for(x.device, batch)
         key = (step, layer)
         acc = self.sums.get(key)
         if acc is None:

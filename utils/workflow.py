@@ -86,7 +86,8 @@ class Session:
         preview_dir = concept_dir(self.config["res_path"], self.config["model_id"], concept.name) / "preview" if preview else None
         norms, reused = ensure_norms(self.pipe, concept, self.resolved_config(), self.variant, path, steps_needed, preview_dir)
         if not reused:
-            write_text(path.parent / "record_config.yaml", dump_yaml(self.resolved_config(target=concept.name)))
+            config_path = path.with_name(path.name.replace("activation_norms", "record_config").replace(".safetensors", ".yaml"))
+            write_text(config_path, dump_yaml(self.resolved_config(target=concept.name)))
         return norms
 
     def weights(self) -> dict[str, torch.Tensor]:
