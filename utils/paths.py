@@ -2,7 +2,7 @@
 
 results/<model>/<target>/
     activation_norms.safetensors          step 1 (``activation_norms-<hook>.safetensors`` for other hook variants)
-    record_config.yaml                    the resolved config of the run that recorded the norms
+    record_config.yaml                    the resolved config of the recording run (record_config-<hook>.yaml likewise)
     preview/pair_000_base.png, ..._target.png
     removal/<run>/pair_000.png            step 2: before | after, side by side; config.yaml
     pruned/<run>/prune_mask.safetensors   step 3; config.yaml; unet/ with --export_diffusers
@@ -28,10 +28,18 @@ def concept_dir(res_path: str | Path, model_id: str, target: str) -> Path:
     return Path(res_path) / model_slug(model_id) / slugify(target)
 
 
+def _hook_suffix(hook_module: str) -> str:
+    return "" if hook_module == "unet" else f"-{hook_module}"
+
+
 def norms_path(res_path: str | Path, model_id: str, target: str, hook_module: str) -> Path:
     """Where step 1 stores the activation norms of a concept."""
-    suffix = "" if hook_module == "unet" else f"-{hook_module}"
-    return concept_dir(res_path, model_id, target) / f"activation_norms{suffix}.safetensors"
+    return concept_dir(res_path, model_id, target) / f"activation_norms{_hook_suffix(hook_module)}.safetensors"
+
+
+def record_config_path(res_path: str | Path, model_id: str, target: str, hook_module: str) -> Path:
+    """Where step 1 writes the resolved config of the run that recorded the norms."""
+    return concept_dir(res_path, model_id, target) / f"record_config{_hook_suffix(hook_module)}.yaml"
 
 
 def run_name(skill_ratio: float, timesteps: int | None, select_ratio: float, hook_module: str) -> str:

@@ -14,7 +14,7 @@ from utils.config import dump_yaml
 from utils.errors import UsageError
 from utils.generation import count_unet_calls
 from utils.model_loading import dtype_name, load_pipeline, resolve_device, resolve_dtype
-from utils.paths import concept_dir, norms_path
+from utils.paths import concept_dir, norms_path, record_config_path
 from utils.recording import ensure_norms
 from utils.storage import write_text
 
@@ -86,7 +86,7 @@ class Session:
         preview_dir = concept_dir(self.config["res_path"], self.config["model_id"], concept.name) / "preview" if preview else None
         norms, reused = ensure_norms(self.pipe, concept, self.resolved_config(), self.variant, path, steps_needed, preview_dir)
         if not reused:
-            config_path = path.with_name(path.name.replace("activation_norms", "record_config").replace(".safetensors", ".yaml"))
+            config_path = record_config_path(self.config["res_path"], self.config["model_id"], concept.name, self.variant.name)
             write_text(config_path, dump_yaml(self.resolved_config(target=concept.name)))
         return norms
 
