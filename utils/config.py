@@ -47,14 +47,23 @@ FLAGS: dict[str, str] = {
 NESTED_KEYS = ("concept_defaults",)
 
 
-def build_parser(description: str, concept_args: str = "single") -> argparse.ArgumentParser:
-    """Return a parser with the shared options.
+def build_parser(
+    description: str,
+    concept_args: str = "single",
+    options: dict[str, tuple[type, str]] | None = None,
+    flags: dict[str, str] | None = None,
+    default_config: Path = DEFAULT_CONFIG,
+) -> argparse.ArgumentParser:
+    """Return a parser with ``--config`` and one ``--key`` per option (default None) and flag.
 
     concept_args: ``"single"`` adds ``--target/--target_file/--base_prompts/--target_prompts``,
-    ``"multi"`` adds ``--targets``; anything else adds neither.
+    ``"multi"`` adds ``--targets``; anything else adds neither. options/flags default to the
+    wanda scripts' tables (OPTIONS, FLAGS).
     """
+    options = OPTIONS if options is None else options
+    flags = FLAGS if flags is None else flags
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML file of defaults")
+    parser.add_argument("--config", default=str(default_config), help="YAML file of defaults")
     if concept_args == "single":
         parser.add_argument("--target", default=None, help="concept to erase, e.g. 'Van Gogh', naked, parachute, male")
         parser.add_argument("--target_file", default=None, help="memorize_i prompts: a file or a name in datasets/")
@@ -62,15 +71,18 @@ def build_parser(description: str, concept_args: str = "single") -> argparse.Arg
         parser.add_argument("--target_prompts", default=None, help="custom concept: file of target prompts, one a line")
     elif concept_args == "multi":
         parser.add_argument("--targets", nargs="+", required=True, help="concepts to erase together")
-    for key, (kind, text) in OPTIONS.items():
+    for key, (kind, text) in options.items():
         parser.add_argument(f"--{key}", type=kind, default=None, help=text)
-    for key, text in FLAGS.items():
+    for key, text in flags.items():
         parser.add_argument(f"--{key}", action="store_true", default=None, help=text)
     return parser
 
 
-def load_yaml_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file; raise UsageError on a missing file, bad YAML or an unknown key."""
+def load_yaml_config(path: str | Path, known: set[str] | None = None) -> dict[str, Any]:
+    """Read a YAML config file; raise UsageError on a missing file, bad YAML or an unknown key.
+
+    known: the keys the file may hold (default: the wanda scripts' keys).
+    """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"config file {path} does not exist; pass an existing YAML file with --config")
@@ -80,7 +92,7 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file {path} is not valid YAML ({err.__class__.__name__}); fix or replace it") from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping of keys to values")
-    known = set(OPTIONS) | set(FLAGS) | set(NESTED_KEYS)
+    known = known if known is not None else set(OPTIONS) | set(FLAGS) | set(NESTED_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(
@@ -89,48 +101,58 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Merge the YAML file named by ``args.config`` with the options the user passed; check values."""
-    config = load_yaml_config(args.config)
-    for key in list(OPTIONS) + list(FLAGS):
+def merge_options(args: argparse.Namespace, config: dict[str, Any], options: dict, flags: dict) -> dict[str, Any]:
+    """``config`` (from YAML) overridden by every option the user passed; absent keys become None/False."""
+    for key in list(options) + list(flags):
         value = getattr(args, key, None)
         if value is not None:
             config[key] = value
-        config.setdefault(key, False if key in FLAGS else None)
+        config.setdefault(key, False if key in flags else None)
+    return config
+
+
+def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
+    """Merge the YAML file named by ``args.config`` with the options the user passed; check values."""
+    config = merge_options(args, load_yaml_config(args.config), OPTIONS, FLAGS)
     config.setdefault("concept_defaults", {})
     check_config(config)
     return config
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Raise UsageError for a value outside its allowed range."""
+def check_sampling_config(config: dict[str, Any]) -> None:
+    """Raise UsageError for a bad model, device, dtype, step count, batch size or image size."""
     if not config.get("model_id"):
         raise UsageError("no model given; pass --model_id with a hub id or a local diffusers folder")
     check_model_id(str(config["model_id"]))
-    if config["hook_module"] not in HOOK_MODULES:
-        raise UsageError(f"unknown --hook_module {config['hook_module']!r}; choose one of {', '.join(HOOK_MODULES)}")
     device = str(config["device"])
     if device.split(":")[0] not in DEVICES:
         raise UsageError(f"unknown --device {device!r}; use auto, cpu, cuda, cuda:N or mps")
     if config["dtype"] not in DTYPES:
         raise UsageError(f"unknown --dtype {config['dtype']!r}; choose one of {', '.join(DTYPES)}")
+    for key in ("num_inference_steps", "batch_size"):
+        if config[key] is None or int(config[key]) < 1:
+            raise UsageError(f"--{key} must be a positive integer, got {config[key]}")
+    for key in ("height", "width"):
+        if config.get(key) is not None and int(config[key]) % 8:
+            raise UsageError(f"--{key} must be a multiple of 8, got {config[key]}")
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Raise UsageError for a value outside its allowed range."""
+    check_sampling_config(config)
+    if config["hook_module"] not in HOOK_MODULES:
+        raise UsageError(f"unknown --hook_module {config['hook_module']!r}; choose one of {', '.join(HOOK_MODULES)}")
     ratio = config.get("skill_ratio")
     if ratio is not None and not (0.0 < float(ratio) < 1.0):
         raise UsageError(f"--skill_ratio must lie strictly between 0 and 1, got {ratio}")
     select = float(config.get("select_ratio") or 0.0)
     if not (0.0 <= select < 1.0):
         raise UsageError(f"--select_ratio must lie in [0, 1), got {select}")
-    for key in ("num_inference_steps", "batch_size"):
-        if config[key] is None or int(config[key]) < 1:
-            raise UsageError(f"--{key} must be a positive integer, got {config[key]}")
     if config.get("timesteps") is not None and int(config["timesteps"]) < 1:
         raise UsageError(f"--timesteps must be a positive integer, got {config['timesteps']}")
     for key in ("num_preview", "num_images"):
         if config.get(key) is not None and int(config[key]) < 0:
             raise UsageError(f"--{key} must be zero or more, got {config[key]}")
-    for key in ("height", "width"):
-        if config.get(key) is not None and int(config[key]) % 8:
-            raise UsageError(f"--{key} must be a multiple of 8, got {config[key]}")
 
 
 def concept_hyperparameters(config: dict[str, Any], kind: str) -> tuple[float, int]:
