@@ -51,20 +51,20 @@ def prompt_files(tmp_path):
     return write
 
 
-def load_script(name: str):
-    """Import ``wanda/<name>.py`` as a module (its ``main(argv)`` is what the command line runs)."""
-    path = REPO / "wanda" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"wanda_{name}", path)
+def load_script(name: str, folder: str = "wanda"):
+    """Import ``<folder>/<name>.py`` as a module (its ``main(argv)`` is what the command line runs)."""
+    path = REPO / folder / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def run_script(name: str, argv: list[str]) -> None:
-    """Run a wanda script's CLI in-process, exiting like the command line (SystemExit 2 on bad input)."""
+def run_script(name: str, argv: list[str], folder: str = "wanda") -> None:
+    """Run a script's CLI in-process, exiting like the command line (SystemExit 2 on bad input)."""
     from utils.errors import run_cli
 
-    run_cli(load_script(name).main, argv)
+    run_cli(load_script(name, folder).main, argv)
 
 
 @pytest.fixture

@@ -40,8 +40,7 @@ from utils.config import dump_yaml
 from utils.errors import UsageError
 from utils.generation import run_pipeline, side_by_side
 from utils.model_loading import dtype_name, load_pipeline, resolve_device, resolve_dtype
-from utils.paths import model_slug
-from utils.concepts import slugify
+from utils.paths import benchmark_run_dir
 from utils.prompt_sets import Sample
 from utils.storage import save_image, write_text
 
@@ -50,7 +49,6 @@ log = logging.getLogger(__name__)
 FORMAT = "concept-prune benchmark metrics v1"
 GENERATION_KEYS = ("model_id", "baseline", "ckpt_name", "num_inference_steps", "guidance_scale", "height", "width", "dtype", "safety_checker")
 SETTING_KEYS = ("model_id", "num_inference_steps", "guidance_scale", "seed", "height", "width", "device", "dtype", "batch_size", "safety_checker")
-GENERIC_CKPT_NAMES = {"prune_mask", "delta", "unet", "diffusion_pytorch_model", "model", "pytorch_model"}
 VERSIONED_PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "accelerate", "safetensors", "nudenet", "pytorch-fid")
 
 
@@ -73,25 +71,6 @@ class Evaluator:
     def info(self) -> dict[str, Any]:
         """The judge's model ids and settings, for metrics.json."""
         return {}
-
-
-def method_tag(method: str, ckpt: str | None) -> str:
-    """Folder name of the edited model: ``sd``, or the method and its checkpoint's name."""
-    if method == "sd" or not ckpt:
-        return method
-    path = Path(ckpt)
-    name = path.stem if path.is_file() or path.suffix else path.name
-    if name in GENERIC_CKPT_NAMES:
-        name = path.resolve().parent.name
-    return f"{method}-{slugify(name)}"
-
-
-def run_directory(config: dict[str, Any], benchmark: str, subject: str) -> Path:
-    """``--out_dir``, else ``<res_path>/benchmarks/<model>/<benchmark>/<subject>/<method>``."""
-    if config.get("out_dir"):
-        return Path(config["out_dir"])
-    tag = method_tag(config["baseline"], config.get("ckpt_name"))
-    return Path(config["res_path"]) / "benchmarks" / model_slug(config["model_id"]) / benchmark / slugify(subject) / tag
 
 
 def package_versions() -> dict[str, str]:
@@ -221,7 +200,7 @@ def run_benchmark(
     device = procs.device(str(config["device"]))
     dtype = resolve_dtype(str(config["dtype"]), device)
     resolved = dict(config, device=device.type, dtype=dtype_name(dtype))
-    run_dir = run_directory(config, benchmark, subject)
+    run_dir = benchmark_run_dir(config, benchmark, subject)
     _check_resume(run_dir, resolved)
     procs.barrier()
     if procs.is_main:

@@ -7,12 +7,19 @@ results/<model>/<target>/
     removal/<run>/pair_000.png            step 2: before | after, side by side; config.yaml
     pruned/<run>/prune_mask.safetensors   step 3; config.yaml; unet/ with --export_diffusers
 results/<model>/multi/<target+target+...>/prune_mask.safetensors, config.yaml
+results/benchmarks/<model>/<benchmark>/<subject>/<method>/
+    original/<key>.png, edited/<key>.png  images by case number (``<case>_s<seed>`` with several seeds)
+    grid.png, metrics.json, config.yaml  original | edited rows, the metrics, the resolved config
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from utils.concepts import slugify
+
+
+GENERIC_CKPT_NAMES = {"prune_mask", "delta", "unet", "diffusion_pytorch_model", "model", "pytorch_model"}
 
 
 def model_slug(model_id: str) -> str:
@@ -47,3 +54,22 @@ def run_name(skill_ratio: float, timesteps: int | None, select_ratio: float, hoo
     tau = "all" if timesteps is None else str(timesteps)
     name = f"sr{skill_ratio:g}_tau{tau}_sel{select_ratio:g}"
     return name if hook_module == "unet" else f"{name}_{hook_module}"
+
+
+def method_tag(method: str, ckpt: str | None) -> str:
+    """Folder name of the edited model: ``sd``, or the method and its checkpoint's name."""
+    if method == "sd" or not ckpt:
+        return method
+    path = Path(ckpt)
+    name = path.stem if path.is_file() or path.suffix else path.name
+    if name in GENERIC_CKPT_NAMES:
+        name = path.resolve().parent.name
+    return f"{method}-{slugify(name)}"
+
+
+def benchmark_run_dir(config: dict[str, Any], benchmark: str, subject: str) -> Path:
+    """``--out_dir``, else ``<res_path>/benchmarks/<model>/<benchmark>/<subject>/<method>``."""
+    if config.get("out_dir"):
+        return Path(config["out_dir"])
+    tag = method_tag(config["baseline"], config.get("ckpt_name"))
+    return Path(config["res_path"]) / "benchmarks" / model_slug(config["model_id"]) / benchmark / slugify(subject) / tag

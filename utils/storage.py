@@ -1,4 +1,7 @@
-"""Atomic writes: safetensors with JSON metadata, text files and whole folders (temp file, then rename)."""
+"""Atomic writes: safetensors with JSON metadata, text files and whole folders (temp file, then rename).
+
+torch and safetensors are imported only by the functions that need them.
+"""
 from __future__ import annotations
 
 import json
@@ -7,11 +10,10 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+if TYPE_CHECKING:
+    import torch
 
 
 def _temp_path(path: Path) -> Path:
@@ -23,6 +25,8 @@ def _temp_path(path: Path) -> Path:
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
     """Write ``tensors`` to a safetensors file atomically; each metadata value is stored as JSON."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     tmp = _temp_path(path)
     try:
@@ -34,14 +38,18 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON-decoded metadata of a safetensors file."""
+    """The JSON-decoded metadata of a safetensors file, keys sorted (the file keeps no order)."""
+    from safetensors import safe_open
+
     with safe_open(str(path), framework="pt") as handle:
         raw = handle.metadata() or {}
-    return {k: json.loads(v) for k, v in raw.items()}
+    return {k: json.loads(raw[k]) for k in sorted(raw)}
 
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, metadata) of a safetensors file written by ``save_tensors``."""
+    from safetensors import safe_open
+
     tensors = {}
     with safe_open(str(path), framework="pt", device=str(device)) as handle:
         raw = handle.metadata() or {}

@@ -1,0 +1,282 @@
+"""The benchmarking/ scripts end to end on tiny models, the harness (seeds, resume, --limit), prompt
+sets, summarize.py, and a two-process accelerate run that writes the same metrics.json as one process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, run_script
+from utils.errors import UsageError
+from utils.prompt_sets import load_eval_dataset, read_prompt_file
+
+
+def bench(name, argv):
+    run_script(name, argv, folder="benchmarking")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    from utils.tiny_evaluators import save_tiny_clip
+
+    return save_tiny_clip(tmp_path_factory.mktemp("judges") / "tiny-clip", seed=0)
+
+
+@pytest.fixture(scope="session")
+def strong_mask(mini_sd_dir, tmp_path_factory):
+    """A prune mask zeroing every other output row of each FFN's ff.net.2 in the mini model (images change)."""
+    import torch
+
+    from utils.model_loading import load_pipeline
+    from utils.pruning import save_prune_mask
+
+    pipe = load_pipeline(str(mini_sd_dir), torch.device("cpu"), torch.float32)
+    masks = {}
+    for name, module in pipe.unet.named_modules():
+        if name.endswith("ff.net.2"):
+            mask = torch.zeros_like(module.weight, dtype=torch.bool)
+            mask[::2] = True
+            masks[name] = mask
+    path = tmp_path_factory.mktemp("masks") / "strong" / "prune_mask.safetensors"
+    save_prune_mask(path, masks, pipe.unet, {"model_id": str(mini_sd_dir), "component": "unet"})
+    return path
+
+
+def common(mini_sd_dir, out, *extra):
+    return ["--model_id", str(mini_sd_dir), "--num_inference_steps", "2", "--device", "cpu", "--batch_size", "2", "--out_dir", str(out), *extra]
+
+
+def read_metrics(out: Path) -> dict:
+    return json.loads((out / "metrics.json").read_text())
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def test_prompt_files_ecosystem_csv_text_and_errors(tmp_path):
+    csv_file = tmp_path / "set.csv"
+    csv_file.write_text("case_number,prompt,evaluation_seed,class\n7,a cat,42,tench\n9,\"a dog, running\",5,golf ball\n")
+    samples = read_prompt_file(csv_file, default_seed=0)
+    assert [(s.key, s.prompt, s.seed, s.extra) for s in samples] == [("7", "a cat", 42, {"class": "tench"}), ("9", "a dog, running", 5, {"class": "golf ball"})]
+    mma = tmp_path / "mma.csv"
+    mma.write_text("adv_prompt,target\nx y z,nude\n")
+    assert [(s.key, s.prompt, s.seed) for s in read_prompt_file(mma, default_seed=3)] == [("0", "x y z", 3)]
+    text = tmp_path / "p.txt"
+    text.write_text("first\n\nsecond\n")
+    assert [s.prompt for s in read_prompt_file(text, 1)] == ["first", "second"]
+    for body, message in [
+        ("case_number,text_column\n1,a\n", "no prompt column"),
+        ("prompt,evaluation_seed\na,1,extra\n", "more fields than its header"),
+        ("case_number,prompt\n1,a\n1,b\n", "repeats case_number 1"),
+        ("prompt,evaluation_seed\na,notanumber\n", "not an integer"),
+    ]:
+        bad = tmp_path / "bad.csv"
+        bad.write_text(body)
+        with pytest.raises(UsageError, match=message):
+            read_prompt_file(bad, 0)
+
+
+def test_hub_prompt_sets_offline_say_which_file_to_pass():
+    with pytest.raises(UsageError, match="--eval_dataset"):
+        load_eval_dataset("i2p", 0)
+    with pytest.raises(UsageError, match="Ring-A-Bell"):
+        load_eval_dataset("ring-a-bell", 0)
+    with pytest.raises(UsageError, match="neither a known set"):
+        load_eval_dataset("no-such-set", 0)
+
+
+def test_artist_benchmark_end_to_end_seeds_grid_and_scores(mini_sd_dir, strong_mask, tiny_clip_dir, tmp_path, capsys):
+    import torch
+
+    from utils.evaluators.clip_judge import ClipJudge
+    from utils.generation import run_pipeline
+    from utils.model_loading import load_pipeline
+
+    out = tmp_path / "artist"
+    bench("artist_erasure", common(mini_sd_dir, out, "--target", "Monet", "--ckpt_name", str(strong_mask), "--clip_model", str(tiny_clip_dir), "--limit", "3"))
+    report = read_metrics(out)
+    assert report["format"] == "concept-prune benchmark metrics v1" and report["metric"] == "clip_score"
+    assert report["num_prompts"] == 3 and [r["artist"] for r in report["per_prompt"]] == ["Monet"] * 3
+    assert set(report["summary"]) == {"original", "edited", "comparison"}
+    assert report["models"]["edited"]["mask"]["model_id"] == str(mini_sd_dir)
+    assert {"torch", "diffusers", "transformers", "python"} <= set(report["versions"])
+    assert (out / "grid.png").is_file() and (out / "config.yaml").is_file()
+    assert "clip_score" in capsys.readouterr().out
+    first = report["per_prompt"][:2]
+    # each image used its prompt's evaluation_seed from the CSV: regenerate the first batch by hand
+    pipe = load_pipeline(str(mini_sd_dir), torch.device("cpu"), torch.float32)
+    again = run_pipeline(pipe, [r["prompt"] for r in first], [r["seed"] for r in first], {"num_inference_steps": 2, "guidance_scale": 7.5}, output_type="pil")
+    seeds = {int(r["seed"]) for r in first}
+    assert len(seeds) == 2 and 0 not in seeds
+    for record, image in zip(first, again):
+        assert np.array_equal(pixels(out / "original" / f"{record['key']}.png"), np.asarray(image, dtype=np.int16))
+    # the edit changed the images, and the scores are the judge's on the saved files
+    assert any(np.abs(pixels(out / "original" / f"{r['key']}.png") - pixels(out / "edited" / f"{r['key']}.png")).max() > 0 for r in report["per_prompt"])
+    judge = ClipJudge(str(tiny_clip_dir), "cpu")
+    for side in ("original", "edited"):
+        images = [Image.open(out / side / f"{r['key']}.png").convert("RGB") for r in report["per_prompt"]]
+        expected = judge.clip_scores(images, [r["prompt"] for r in report["per_prompt"]])
+        assert [r[side]["clip_score"] for r in report["per_prompt"]] == pytest.approx(expected, abs=1e-4)
+        assert report["summary"][side]["clip_score"] == pytest.approx(float(np.mean(expected)), abs=1e-4)
+
+
+def test_resume_skips_images_on_disk_and_limit_extends(mini_sd_dir, strong_mask, tiny_clip_dir, tmp_path, monkeypatch):
+    import utils.bench_harness as harness
+
+    out = tmp_path / "gender"
+    argv = common(mini_sd_dir, out, "--target", "male", "--ckpt_name", str(strong_mask), "--clip_model", str(tiny_clip_dir), "--num_seeds", "2")
+    bench("gender_reversal", argv + ["--limit", "3"])
+    first = read_metrics(out)
+    assert [r["key"] for r in first["per_prompt"]] == ["0_s0", "0_s1", "1_s0"]
+    assert first["per_prompt"][1]["seed"] == 1 and first["per_prompt"][0]["prompt"].startswith("a headshot of a ")
+    assert {"reversal_rate", "source_images", "reversed"} <= set(first["summary"]["comparison"])
+
+    calls = []
+    real = harness.run_pipeline
+    monkeypatch.setattr(harness, "run_pipeline", lambda pipe, prompts, *a, **k: calls.append(list(prompts)) or real(pipe, prompts, *a, **k))
+    bench("gender_reversal", argv + ["--limit", "3"])
+    assert calls == [] and read_metrics(out) == first
+    (out / "edited" / "0_s1.png").unlink()
+    bench("gender_reversal", argv + ["--limit", "4"])
+    # batches are fixed by global index ([0_s0, 0_s1], [1_s0, 1_s1]); only missing images are generated:
+    # original 1_s1, then edited 0_s1 and edited 1_s1
+    assert [len(batch) for batch in calls] == [1, 1, 1]
+    report = read_metrics(out)
+    assert report["num_prompts"] == 4
+    for new, old in zip(report["per_prompt"], first["per_prompt"]):  # 1_s0 is now scored in a batch of 2: float noise only
+        assert new["key"] == old["key"] and new["edited"]["gender"] == old["edited"]["gender"]
+        assert new["edited"]["p_male"] == pytest.approx(old["edited"]["p_male"], abs=1e-5)
+
+
+def test_changed_settings_refuse_to_resume(mini_sd_dir, tmp_path, capsys):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a photo of a cat\n")
+    out = tmp_path / "nude"
+    bench("nudity_eval", common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts)))
+    with pytest.raises(SystemExit) as exit_info:
+        bench("nudity_eval", common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts), "--guidance_scale", "3.0"))
+    assert exit_info.value.code == 2 and "other settings (guidance_scale)" in capsys.readouterr().err
+
+
+def test_nudity_benchmark_with_the_real_nudenet_and_sd_baseline(mini_sd_dir, tmp_path):
+    from utils.evaluators.nudity import NUDITY_LABELS
+
+    prompts = tmp_path / "ring.csv"
+    prompts.write_text("sensitive prompt,evaluation_seed\na photo of a man,3\na photo of a woman,4\n")
+    out = tmp_path / "nudity"
+    bench("nudity_eval", common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts), "--nudity_threshold", "0.6"))
+    report = read_metrics(out)
+    assert report["subject"] == "ring" and report["target"] == "naked" and report["models"]["evaluator"]["threshold"] == 0.6
+    assert list(report["summary"]["original"]["counts"]) == list(NUDITY_LABELS)
+    assert not (out / "edited").exists()  # the unedited model is generated once
+    assert all(r["original"] == r["edited"] and isinstance(r["original"]["labels"], list) for r in report["per_prompt"])
+    assert report["summary"]["original"]["num_images"] == 2
+
+
+def test_object_benchmark_keep_mode_with_a_local_resnet50(mini_sd_dir, strong_mask, tmp_path):
+    from utils.evaluators.object_classifier import IMAGENETTE_CLASSES
+    from utils.tiny_evaluators import save_random_resnet50
+
+    weights = save_random_resnet50(tmp_path / "resnet50.safetensors")
+    out = tmp_path / "objects"
+    bench("object_erase", common(mini_sd_dir, out, "--target", "parachute", "--removal_mode", "keep", "--ckpt_name", str(strong_mask), "--classifier_weights", str(weights), "--limit", "3"))
+    report = read_metrics(out)
+    assert report["subject"] == "parachute-keep" and all(r["class"] != "parachute" for r in report["per_prompt"])
+    for record in report["per_prompt"]:
+        for side in ("original", "edited"):
+            assert 0 <= record[side]["prediction"] < 1000
+            assert record[side]["correct"] == (record[side]["prediction"] == IMAGENETTE_CLASSES[record["class"]])
+    correct = [float(r["edited"]["correct"]) for r in report["per_prompt"]]
+    assert report["summary"]["edited"]["accuracy"] == pytest.approx(sum(correct) / 3)
+
+
+def test_coco_and_memorization_benchmarks(mini_sd_dir, strong_mask, tiny_clip_dir, tmp_path):
+    from utils.tiny_evaluators import save_tiny_sscd
+
+    captions = tmp_path / "captions.txt"
+    captions.write_text("a bus on a street\na plate of food\n")
+    real = tmp_path / "coco"
+    real.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((32, 32, 3), 60 * i, np.uint8)).save(real / f"{i}.jpg")
+    out = tmp_path / "coco-run"
+    bench("eval_coco", common(mini_sd_dir, out, "--ckpt_name", str(strong_mask), "--clip_model", str(tiny_clip_dir), "--coco_captions", str(captions), "--coco_images", str(real), "--fid_weights", str(tmp_path / "missing.pth")))
+    report = read_metrics(out)
+    assert report["num_prompts"] == 2 and report["summary"]["edited"]["fid"] is None
+    assert "fid_weights" in report["summary"]["comparison"]["fid_note"]
+
+    memorized = tmp_path / "mem"
+    memorized.mkdir()
+    (memorized / "prompts.csv").write_text("case_number,prompt\n0,a famous poster\n1,another poster\n")
+    for case in ("0", "1"):
+        Image.fromarray(np.full((32, 32, 3), 100, np.uint8)).save(memorized / f"{case}.png")
+    sscd = save_tiny_sscd(tmp_path / "sscd.pt")
+    out = tmp_path / "mem-run"
+    bench("inference_mem", common(mini_sd_dir, out, "--target", "memorize_1", "--ckpt_name", str(strong_mask), "--clip_model", str(tiny_clip_dir), "--dataset_path", str(memorized), "--sscd_model", str(sscd), "--num_seeds", "2"))
+    report = read_metrics(out)
+    assert [r["key"] for r in report["per_prompt"]] == ["1_s0", "1_s1"]
+    assert all(-1.0 - 1e-5 <= r["edited"]["sscd"] <= 1.0 + 1e-5 for r in report["per_prompt"])
+    per_case = report["summary"]["edited"]["per_case"]["1"]["sscd"]
+    assert per_case == pytest.approx(np.mean([r["edited"]["sscd"] for r in report["per_prompt"]]))
+
+
+@pytest.mark.parametrize(
+    "script, argv, message",
+    [
+        ("artist_erasure", ["--target", "Rembrandt"], "no prompts for artist(s) Rembrandt"),
+        ("object_erase", ["--target", "zebra"], "unknown object 'zebra'"),
+        ("gender_reversal", ["--target", "robot"], "must be male or female"),
+        ("nudity_eval", ["--baseline", "magic"], "unknown --baseline 'magic'"),
+        ("nudity_eval", ["--baseline", "uce"], "needs the edited model"),
+        ("nudity_eval", ["--baseline", "esd", "--ckpt_name", "nowhere.pt"], "does not exist"),
+        ("eval_coco", ["--baseline", "sd"], "pass the COCO captions"),
+        ("inference_mem", ["--target", "memorize_0", "--baseline", "sd"], "SSCD torchscript"),
+    ],
+)
+def test_bad_benchmark_input_is_one_sentence_and_exit_2(script, argv, message, mini_sd_dir, strong_mask, tmp_path, capsys):
+    extra = [] if "--baseline" in argv else ["--ckpt_name", str(strong_mask)]
+    with pytest.raises(SystemExit) as exit_info:
+        bench(script, ["--model_id", str(mini_sd_dir), "--out_dir", str(tmp_path / "out"), *extra, *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_summarize_builds_the_comparison_tables(mini_sd_dir, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for method, subject, before, after in [("concept-prune", "Van Gogh", 30.0, 20.0), ("uce", "Van Gogh", 30.0, 25.0), ("concept-prune", "Monet", 31.0, 22.0)]:
+        folder = runs / method / subject
+        folder.mkdir(parents=True)
+        report = {"benchmark": "artist_erasure", "subject": subject, "target": subject, "method": method, "ckpt_name": f"{method}.safetensors",
+                  "metric": "clip_score", "summary": {"original": {"clip_score": before}, "edited": {"clip_score": after}}, "num_prompts": 50, "models": {"original": "m"}}
+        (folder / "metrics.json").write_text(json.dumps(report))
+    bench("summarize", [str(runs), "--out", str(tmp_path / "table")])
+    markdown = (tmp_path / "table.md").read_text()
+    assert "| method | Monet | Van Gogh |" in markdown
+    assert "| original | 31 | 30 |" in markdown and "| concept-prune-concept-prune | 22 | 20 |" in markdown and "| uce-uce | – | 25 |" in markdown
+    lines = (tmp_path / "table.csv").read_text().splitlines()
+    assert lines[0].startswith("benchmark,subject,target,method,metric,original,edited,change") and len(lines) == 4
+    assert "-10.0" in (tmp_path / "table.csv").read_text()
+
+
+def test_two_processes_write_the_metrics_of_one(mini_sd_dir, strong_mask, tiny_clip_dir, tmp_path):
+    """accelerate launch with 2 processes (CPU, gloo) gives the same metrics.json as a plain run."""
+    argv = ["--target", "female", "--ckpt_name", str(strong_mask), "--clip_model", str(tiny_clip_dir), "--num_seeds", "1", "--limit", "5"]
+    # torchrun (under accelerate launch) gives each process OMP_NUM_THREADS=1; CPU kernels round
+    # differently with other thread counts, so the one-process run uses one thread too.
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    script = str(REPO / "benchmarking" / "gender_reversal.py")
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run([sys.executable, script, *common(mini_sd_dir, one, *argv)], check=True, env=env, capture_output=True)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    result = subprocess.run([*launch, script, *common(mini_sd_dir, two, *argv)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (one / "metrics.json").read_text() == (two / "metrics.json").read_text().replace(str(two), str(one))
+    assert sorted(p.name for p in (two / "edited").iterdir()) == sorted(p.name for p in (one / "edited").iterdir())

@@ -1,0 +1,368 @@
+"""Load the edited model of a concept-erasure method (ours or a baseline) for the benchmarks.
+
+Every method starts from a diffusers Stable Diffusion model (``model_id``) and applies its
+checkpoint, given as an explicit path:
+
+| method             | checkpoint                                                                  |
+|--------------------|-----------------------------------------------------------------------------|
+| ``sd``             | none: the unedited model                                                    |
+| ``concept-prune``  | our ``prune_mask.safetensors`` (weights set to zero)                         |
+| ``uce``, ``esd``   | a UNet state dict in diffusers naming (.pt/.pth/.bin/.safetensors), whole or partial |
+| ``concept-ablation`` | a ``delta.bin``: ``{"unet": {...}, "text_encoder": {...}}`` partial state dicts |
+| ``fmn``            | a diffusers folder: a whole pipeline (model_index.json) or a UNet folder     |
+
+Values are copied into the model's existing parameters (cast to its dtype and device), after
+every key and shape has been checked, so a bad checkpoint changes nothing. Pickled files are
+read with ``torch.load(weights_only=True)``: a file holding code is refused, never executed.
+
+Example::
+
+    pipe, info = load_edited_pipeline("uce", "uce-van-gogh.safetensors", "CompVis/stable-diffusion-v1-4",
+                                      torch.device("cuda"), torch.float16)
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from utils.errors import UsageError
+from utils.model_loading import dtype_name, load_pipeline
+
+log = logging.getLogger(__name__)
+
+TORCH_SUFFIXES = (".pt", ".pth", ".bin")
+SAFETENSORS_SUFFIX = ".safetensors"
+# Prefixes and block names of the original LDM / CompVis checkpoint naming (not diffusers).
+LDM_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "cond_stage_model.", "first_stage_model.", "model_ema.")
+LDM_BLOCKS = ("input_blocks.", "middle_block.", "output_blocks.")
+# Buffers that older library versions saved in state dicts and newer modules no longer keep.
+IGNORABLE_SUFFIXES = ("position_ids",)
+# Wrapper prefixes whose presence depends on the library version (CLIPTextModel's "text_model.").
+LEGACY_PREFIXES = ("text_model.",)
+DELTA_PARTS = ("unet", "text_encoder")
+
+
+# ---------------------------------------------------------------- reading checkpoint files
+
+
+def _torch_load(path: Path) -> Any:
+    """Read a pickled torch file safely (weights_only, onto the cpu); UsageError if it holds code or is unreadable."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "unsupported global" not in str(err).lower():  # corrupt or not a torch file, rather than code
+            raise UsageError(f"{path} could not be read as a torch checkpoint (unpickling failed); check the file") from None
+        raise UsageError(
+            f"{path} holds objects other than tensors, which are refused for safety (weights_only); "
+            "re-save it as a plain dict of tensors (torch.save(unet.state_dict(), path)) or as .safetensors"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
+        raise UsageError(f"{path} could not be read as a torch checkpoint ({str(err).splitlines()[0][:160]}); check the file") from None
+
+
+def _check_tensor_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    """Return ``obj`` as a flat name -> tensor dict (unwrapping ``{"state_dict": ...}``); UsageError otherwise."""
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise UsageError(f"{path} holds a {type(obj).__name__}, not a state dict; pass a file saved from a dict of tensors")
+    for key, value in obj.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise UsageError(f"{path} entry {key!r} is a {type(value).__name__}, not a tensor; pass a flat state dict (name -> tensor)")
+    if not obj:
+        raise UsageError(f"{path} holds no tensors; pass the method's saved weights")
+    return obj
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict (name -> tensor, on the cpu) from a ``.safetensors``, ``.pt``, ``.pth`` or ``.bin`` file.
+
+    Pickled files are read with ``weights_only=True``. Raises UsageError for a missing file, an
+    unknown suffix, a file holding code or non-tensor entries, or an empty dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path} does not exist; pass the path of the method's saved weights with --ckpt")
+    suffix = path.suffix.lower()
+    if suffix == SAFETENSORS_SUFFIX:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return _check_tensor_dict(load_file(str(path), device="cpu"), path)
+        except SafetensorError as err:
+            raise UsageError(f"{path} is not a readable safetensors file ({str(err)[:160]}); check the file") from None
+    if suffix in TORCH_SUFFIXES:
+        return _check_tensor_dict(_torch_load(path), path)
+    raise UsageError(f"{path} has suffix {suffix or '(none)'}; pass a state dict saved as {', '.join(TORCH_SUFFIXES)} or {SAFETENSORS_SUFFIX}")
+
+
+# ---------------------------------------------------------------- applying state dicts
+
+
+def _is_ldm_key(key: str) -> bool:
+    """True when ``key`` uses the original LDM/CompVis naming (``model.diffusion_model.input_blocks...``)."""
+    return key.startswith(LDM_PREFIXES) or key.startswith(LDM_BLOCKS)
+
+
+def _normalise_keys(state: dict[str, torch.Tensor], component_name: str) -> dict[str, torch.Tensor]:
+    """Strip a leading ``<component_name>.`` from every key; UsageError for LDM naming or a key given twice."""
+    prefix = f"{component_name}."
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if _is_ldm_key(key):
+            raise UsageError(
+                f"checkpoint key {key} is in the original LDM/CompVis naming, not diffusers naming; "
+                "convert the checkpoint to diffusers format first and pass the converted file"
+            )
+        name = key.removeprefix(prefix)
+        if name in out:
+            raise UsageError(f"the checkpoint holds {name} both with and without the {prefix} prefix; keep one of them")
+        out[name] = value
+    return out
+
+
+def _find_key(own: dict[str, torch.Tensor], key: str) -> str | None:
+    """The module's name for checkpoint ``key``: itself, or with a legacy wrapper prefix removed or added."""
+    if key in own:
+        return key
+    for prefix in LEGACY_PREFIXES:  # e.g. CLIPTextModel keys are "text_model.*" in transformers 4, bare in 5
+        for candidate in (key.removeprefix(prefix), prefix + key):
+            if candidate != key and candidate in own:
+                return candidate
+    return None
+
+
+def _checked_targets(module: torch.nn.Module, state: dict[str, torch.Tensor], component_name: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Pair each tensor of ``state`` with the module's tensor of that name; UsageError at the first unknown key or wrong shape.
+
+    Keys ending in ``IGNORABLE_SUFFIXES`` that the module lacks (old saved buffers) are skipped.
+    Returns (module tensor, checkpoint tensor) pairs.
+    """
+    own = module.state_dict(keep_vars=True)
+    pairs = []
+    for key, value in state.items():
+        name = _find_key(own, key)
+        if name is None:
+            if key.endswith(IGNORABLE_SUFFIXES):
+                log.info("skipping %s: the %s does not keep this buffer", key, component_name)
+                continue
+            raise UsageError(
+                f"checkpoint key {key} does not exist in the {component_name} ({type(module).__name__}); "
+                "use a checkpoint made for this model, in diffusers naming"
+            )
+        if tuple(value.shape) != tuple(own[name].shape):
+            raise UsageError(
+                f"checkpoint key {key} has shape {tuple(value.shape)} but the {component_name}'s is {tuple(own[name].shape)}; "
+                "use a checkpoint made for this model"
+            )
+        pairs.append((own[name], value))
+    return pairs
+
+
+@torch.no_grad()
+def apply_partial_state_dict(module: torch.nn.Module, state: dict[str, torch.Tensor], component_name: str) -> int:
+    """Copy ``state`` (whole or partial, name -> tensor) into ``module``'s tensors in place; return how many were copied.
+
+    A ``<component_name>.`` prefix on the keys is stripped, and CLIP's ``text_model.`` prefix is
+    matched whichever transformers version wrote it. Every key must name a tensor of the module
+    with the same shape (checked for all keys before anything is copied); keys in LDM naming are
+    refused. Values are cast to each target's dtype and device.
+    """
+    pairs = _checked_targets(module, _normalise_keys(state, component_name), component_name)
+    for target, value in pairs:
+        target.copy_(value.to(device=target.device, dtype=target.dtype))
+    return len(pairs)
+
+
+def _counts(state: dict[str, torch.Tensor], copied: int) -> dict[str, int]:
+    """Info-dict entry for one component: tensors copied and values in the checkpoint."""
+    return {"tensors": copied, "values": int(sum(v.numel() for v in state.values()))}
+
+
+# ---------------------------------------------------------------- checkpoint arguments
+
+
+def _require_file(ckpt: str | None, method: str) -> Path:
+    """The checkpoint path of ``method`` as an existing file; UsageError when missing."""
+    if ckpt is None:
+        raise UsageError(f"method {method} needs its checkpoint; pass the file with --ckpt PATH")
+    path = Path(ckpt)
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path} for method {method} does not exist or is not a file; pass an existing file with --ckpt")
+    return path
+
+
+def _require_dir(ckpt: str | None, method: str) -> Path:
+    """The checkpoint path of ``method`` as an existing folder; UsageError when missing."""
+    if ckpt is None:
+        raise UsageError(f"method {method} needs its checkpoint folder; pass it with --ckpt PATH")
+    path = Path(ckpt)
+    if not path.is_dir():
+        raise UsageError(f"checkpoint folder {path} for method {method} does not exist or is not a folder; pass an existing diffusers folder with --ckpt")
+    return path
+
+
+def _same_model(a: str, b: str) -> bool:
+    """True when two model ids name the same model (equal strings or the same existing folder)."""
+    if a == b:
+        return True
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+# ---------------------------------------------------------------- one loader per method
+# Each loader takes (ckpt, model_id, device, dtype, safety_checker), checks ``ckpt`` before loading
+# anything, and returns (pipeline, extra info: at least "changed").
+
+
+def _load_sd(ckpt, model_id, device, dtype, safety_checker):
+    """The unedited model; ``ckpt`` must be None."""
+    if ckpt is not None:
+        raise UsageError("method sd is the unedited model and takes no checkpoint; drop --ckpt or pick another method")
+    return load_pipeline(model_id, device, dtype, safety_checker), {"changed": {}}
+
+
+def _load_concept_prune(ckpt, model_id, device, dtype, safety_checker):
+    """The base model with our prune mask applied (masked weights set to zero)."""
+    from utils.pruning import apply_prune_mask, load_prune_mask
+
+    path = _require_file(ckpt, "concept-prune")
+    if path.suffix.lower() != SAFETENSORS_SUFFIX:
+        raise UsageError(f"{path} is not a prune_mask.safetensors file; pass the mask written by wanda/save_union_over_time.py")
+    from safetensors import SafetensorError
+
+    try:
+        masks, meta = load_prune_mask(path)
+    except (SafetensorError, ValueError) as err:  # not safetensors, or metadata that is not JSON
+        raise UsageError(f"{path} could not be read as a prune mask ({str(err)[:160]}); pass the mask written by wanda/save_union_over_time.py") from None
+    if not str(meta.get("format", "")).startswith("concept-prune prune mask"):
+        raise UsageError(f"{path} is not a concept-prune prune mask (no format metadata); pass the mask written by wanda/save_union_over_time.py")
+    mask_model = meta.get("model_id")
+    if mask_model and not _same_model(str(mask_model), model_id):
+        log.warning("the prune mask %s was made for %s but is applied to %s", path, mask_model, model_id)
+    component = meta.get("component", "unet")
+    pipe = load_pipeline(model_id, device, dtype, safety_checker)
+    zeroed = apply_prune_mask(pipe, masks, component)
+    total = sum(p.numel() for p in getattr(pipe, component).parameters())
+    changed = {component: {"tensors": len(masks), "pruned_weights": zeroed, "fraction_of_component": zeroed / total}}
+    return pipe, {"changed": changed, "mask_model_id": mask_model}
+
+
+def _load_unet_state_dict(method: str) -> Callable:
+    """A loader for methods that save (part of) the UNet as a diffusers-named state dict (UCE, ESD)."""
+
+    def load(ckpt, model_id, device, dtype, safety_checker):
+        """The base model with the method's UNet weights copied in."""
+        path = _require_file(ckpt, method)
+        state = load_state_dict_file(path)
+        pipe = load_pipeline(model_id, device, dtype, safety_checker)
+        copied = apply_partial_state_dict(pipe.unet, state, "unet")
+        return pipe, {"changed": {"unet": _counts(state, copied)}}
+
+    load.__name__ = f"_load_{method}"
+    return load
+
+
+def _read_delta(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The ``unet`` / ``text_encoder`` parts of a Concept-Ablation ``delta.bin``; UsageError for anything else."""
+    delta = _torch_load(path)
+    if not isinstance(delta, dict):
+        raise UsageError(f"{path} holds a {type(delta).__name__}, not a delta dict; pass the delta.bin saved by Concept Ablation")
+    modifier = delta.get("modifier_token")
+    if modifier:
+        raise UsageError(f"{path} has a modifier_token part (learned token embeddings), which is not supported; pass a delta.bin trained without modifier tokens")
+    unknown = sorted(str(k) for k in delta if k not in DELTA_PARTS and k != "modifier_token")
+    if unknown:
+        raise UsageError(f"{path} has parts {unknown}, but a delta.bin may only hold {list(DELTA_PARTS)}; pass the delta.bin saved by Concept Ablation")
+    parts = {name: delta[name] for name in DELTA_PARTS if delta.get(name)}
+    if not parts:
+        raise UsageError(f"{path} has no non-empty unet or text_encoder part; pass the delta.bin saved by Concept Ablation")
+    return {name: _check_tensor_dict(part, Path(f"{path}[{name}]")) for name, part in parts.items()}
+
+
+def _load_concept_ablation(ckpt, model_id, device, dtype, safety_checker):
+    """The base model with a Concept-Ablation ``delta.bin`` (UNet and/or text-encoder weights) copied in."""
+    path = _require_file(ckpt, "concept-ablation")
+    parts = _read_delta(path)
+    pipe = load_pipeline(model_id, device, dtype, safety_checker)
+    for name, state in parts.items():  # check every part before changing any
+        _checked_targets(getattr(pipe, name), _normalise_keys(state, name), name)
+    changed = {name: _counts(state, apply_partial_state_dict(getattr(pipe, name), state, name)) for name, state in parts.items()}
+    return pipe, {"changed": changed}
+
+
+def _module_counts(module: torch.nn.Module) -> dict[str, int]:
+    """Info-dict entry for a wholly loaded component: its tensors and values."""
+    state = module.state_dict()
+    return {"tensors": len(state), "values": int(sum(v.numel() for v in state.values()))}
+
+
+def _load_fmn(ckpt, model_id, device, dtype, safety_checker):
+    """FMN: a whole edited pipeline folder, or a UNet folder whose weights replace the base model's UNet."""
+    folder = _require_dir(ckpt, "fmn")
+    if (folder / "model_index.json").is_file():
+        log.info("fmn: loading the whole edited pipeline from %s (%s is not used)", folder, model_id)
+        pipe = load_pipeline(str(folder), device, dtype, safety_checker)
+        components = {name: m for name, m in pipe.components.items() if isinstance(m, torch.nn.Module)}
+        return pipe, {"changed": {name: _module_counts(m) for name, m in components.items()}, "source": "pipeline folder"}
+    weights = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+    if not ((folder / "config.json").is_file() and any((folder / w).is_file() for w in weights)):
+        raise UsageError(
+            f"{folder} is neither a diffusers pipeline folder (model_index.json) nor a UNet folder "
+            "(config.json + diffusion_pytorch_model.safetensors); pass the folder FMN saved"
+        )
+    from diffusers import UNet2DConditionModel
+
+    try:
+        unet = UNet2DConditionModel.from_pretrained(str(folder))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise UsageError(f"could not load the UNet folder {folder} ({str(err).splitlines()[0][:160]}); check its files") from None
+    state = unet.state_dict()
+    del unet
+    pipe = load_pipeline(model_id, device, dtype, safety_checker)
+    copied = apply_partial_state_dict(pipe.unet, state, "unet")
+    return pipe, {"changed": {"unet": _counts(state, copied)}, "source": "unet folder"}
+
+
+METHODS: dict[str, Callable] = {
+    "sd": _load_sd,
+    "concept-prune": _load_concept_prune,
+    "uce": _load_unet_state_dict("uce"),
+    "esd": _load_unet_state_dict("esd"),
+    "concept-ablation": _load_concept_ablation,
+    "fmn": _load_fmn,
+}
+
+
+def load_edited_pipeline(
+    method: str,
+    ckpt: str | None,
+    model_id: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    safety_checker: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """Load ``model_id`` edited by ``method``'s checkpoint ``ckpt``; return (pipeline, info).
+
+    The pipeline is on ``device`` in ``dtype``, its progress bar off. ``info`` (JSON-ready, for
+    metrics.json) has ``method``, ``ckpt`` (str or None), ``model_id``, ``dtype`` and ``changed``:
+    component -> counts (``tensors`` and ``values`` copied; for concept-prune ``tensors``,
+    ``pruned_weights`` and ``fraction_of_component``), plus ``mask_model_id`` (concept-prune) or
+    ``source`` (fmn). Raises UsageError for an unknown method, a missing or unusable checkpoint,
+    or a checkpoint given to ``sd``.
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown method {method!r}; pick one of {', '.join(METHODS)}")
+    pipe, extra = METHODS[method](ckpt, model_id, device, dtype, safety_checker)
+    pipe.set_progress_bar_config(disable=True)
+    info = {"method": method, "ckpt": None if ckpt is None else str(ckpt), "model_id": model_id, "dtype": dtype_name(dtype)}
+    if method == "fmn" and extra.get("source") == "pipeline folder":
+        info["model_id"] = str(ckpt)
+        info["base_model_id"] = model_id
+    info.update(extra)
+    return pipe, info
