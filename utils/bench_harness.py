@@ -126,6 +126,15 @@ class _Processes:
         self.state.wait_for_everyone()
 
 
+def _quiet_loading_bars() -> None:
+    """Turn off diffusers' and transformers' per-file loading bars (the run shows its own per prompt)."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def _check_resume(run_dir: Path, config: dict[str, Any]) -> None:
     """Refuse to mix images of other generation settings into a resumed run."""
     saved = run_dir / "config.yaml"
@@ -196,6 +205,7 @@ def run_benchmark(
 
     if not samples:
         raise UsageError("the prompt set is empty after filtering; check --target, --prompts and --limit")
+    _quiet_loading_bars()
     procs = _Processes(str(config["device"]))
     device = procs.device(str(config["device"]))
     dtype = resolve_dtype(str(config["dtype"]), device)
