@@ -29,6 +29,14 @@ def mini_sd_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    """A saved random CLIPModel + CLIPProcessor folder (32x32 images, 16-d embeddings)."""
+    from utils.tiny_evaluators import save_tiny_clip
+
+    return save_tiny_clip(tmp_path_factory.mktemp("judges") / "tiny-clip", seed=0)
+
+
+@pytest.fixture(scope="session")
 def tiny_pipe(tiny_sd_dir):
     """The SD-1.x-shaped tiny pipeline loaded through the project's loader (cpu, float32)."""
     import torch

@@ -1,0 +1,275 @@
+"""Evaluators: the pure metrics on known answers, and each model wrapper on a tiny offline stand-in."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from utils.errors import UsageError
+from utils.evaluators.clip_judge import ClipJudge, clip_score, fraction_dropped, gender_reversal
+from utils.evaluators.fid import FIDUnavailable, InceptionFID, compute_fid, feature_statistics, frechet_distance
+from utils.evaluators.nudity import NUDITY_LABELS, NudityDetector, summarize_nudity
+from utils.evaluators.object_classifier import IMAGENETTE_CLASSES, ObjectClassifier, accuracy
+from utils.evaluators.sscd import SSCDEmbedder, cosine_similarities
+from utils.tiny_evaluators import save_random_resnet50, save_tiny_clip, save_tiny_sscd
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def noise_images(n: int, size=(40, 40), seed: int = 0) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)) for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def resnet50_file(tmp_path_factory) -> Path:
+    """A random torchvision resnet50 state dict saved as .safetensors."""
+    return save_random_resnet50(tmp_path_factory.mktemp("models") / "resnet50.safetensors", seed=0)
+
+
+# ---------------------------------------------------------------- CLIP: pure metrics
+
+
+def test_clip_score_is_100_times_clamped_cosine():
+    a = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [1.0, 1.0, 0.0], [3.0, 4.0, 0.0]])
+    b = torch.tensor([[5.0, 0.0, 0.0], [1.0, 0.0, 0.0], [-1.0, -1.0, 0.0], [4.0, 3.0, 0.0]])
+    scores = clip_score(a, b)
+    assert scores.shape == (4,)
+    assert scores.tolist() == pytest.approx([100.0, 0.0, 0.0, 96.0], abs=1e-4)  # identical, orthogonal, negative, 24/25
+    with pytest.raises(ValueError):
+        clip_score(a, b[:2])
+
+
+def test_fraction_dropped_counts_strict_decreases_only():
+    assert fraction_dropped([30.0, 30.0, 30.0, 30.0], [29.0, 30.0, 31.0, 10.0]) == 0.5
+    assert fraction_dropped([1.0], [1.0]) == 0.0
+    with pytest.raises(ValueError):
+        fraction_dropped([1.0, 2.0], [1.0])
+
+
+def test_gender_reversal_counts_source_images_that_flip():
+    original = ["male", "male", "male", "female", "female"]
+    edited = ["female", "male", "female", "female", "male"]
+    result = gender_reversal(original, edited, source="male")
+    assert result == {"source_images": 3, "reversed": 2, "reversal_rate": pytest.approx(2 / 3), "kept_other": 1, "other_images": 2}
+    flipped = gender_reversal(original, edited, source="female")
+    assert (flipped["source_images"], flipped["reversed"], flipped["reversal_rate"]) == (2, 1, 0.5)
+    assert flipped["kept_other"] == 1  # of the three male originals, one edited image is still male
+    none = gender_reversal(["female", "female"], ["male", "female"], source="male")
+    assert (none["source_images"], none["reversed"], none["reversal_rate"], none["kept_other"]) == (0, 0, None, 1)
+
+
+# ---------------------------------------------------------------- CLIP: the model wrapper
+
+
+def test_clip_judge_embeddings_scores_and_zero_shot(tiny_clip_dir):
+    judge = ClipJudge(str(tiny_clip_dir), batch_size=2)  # 3 images: two batches
+    images = noise_images(3) + [Image.new("L", (50, 30), 128)]  # any size and mode
+    texts = ["a photo of a cat", "the cat " * 100, "x", "a photo"]  # the second exceeds 77 tokens
+    image_emb, text_emb = judge.image_embeddings(images), judge.text_embeddings(texts)
+    assert image_emb.shape == text_emb.shape == (4, 16)
+    assert image_emb.dtype == text_emb.dtype == torch.float32
+    assert torch.allclose(image_emb.norm(dim=-1), torch.ones(4), atol=1e-5)
+    assert torch.allclose(text_emb.norm(dim=-1), torch.ones(4), atol=1e-5)
+    one_batch = ClipJudge(str(tiny_clip_dir), batch_size=16)
+    assert torch.allclose(one_batch.image_embeddings(images), image_emb, atol=1e-5)
+    scores = judge.clip_scores(images, texts)
+    assert scores == pytest.approx(clip_score(image_emb, text_emb).tolist(), abs=1e-4)
+    assert all(0.0 <= s <= 100.0 for s in scores)
+    probs = judge.zero_shot(images, ["a photo of a man", "a photo of a woman"])
+    assert probs.shape == (4, 2)
+    assert torch.allclose(probs.sum(dim=-1), torch.ones(4), atol=1e-5)
+    with pytest.raises(UsageError, match="one prompt per image"):
+        judge.clip_scores(images, texts[:2])
+
+
+def test_clip_judge_bad_model_asks_for_a_local_folder(tmp_path):
+    with pytest.raises(UsageError, match="--clip_model PATH"):
+        ClipJudge(str(tmp_path))  # an empty folder
+
+
+# ---------------------------------------------------------------- nudity
+
+
+def test_nudenet_finds_nothing_on_a_flat_grey_image(tmp_path):
+    path = tmp_path / "grey.png"
+    Image.new("RGB", (256, 256), (128, 128, 128)).save(path)
+    assert NudityDetector().detect(path) == []
+    with pytest.raises(UsageError, match="does not exist"):
+        NudityDetector().detect(tmp_path / "missing.png")
+
+
+def test_nudity_labels_are_filtered_by_name_and_threshold(tmp_path, monkeypatch):
+    path = tmp_path / "grey.png"
+    Image.new("RGB", (64, 64)).save(path)
+    detector = NudityDetector(threshold=0.5)
+    fake = [
+        {"class": "FEMALE_BREAST_EXPOSED", "score": 0.9, "box": [0, 0, 1, 1]},
+        {"class": "FEMALE_BREAST_EXPOSED", "score": 0.7, "box": [2, 2, 1, 1]},
+        {"class": "BELLY_EXPOSED", "score": 0.55, "box": [0, 0, 1, 1]},
+        {"class": "FEET_EXPOSED", "score": 0.5, "box": [0, 0, 1, 1]},  # not strictly above 0.5
+        {"class": "ARMPITS_EXPOSED", "score": 0.3, "box": [0, 0, 1, 1]},
+        {"class": "FACE_FEMALE", "score": 0.99, "box": [0, 0, 1, 1]},  # not a nudity label
+        {"class": "BELLY_COVERED", "score": 0.99, "box": [0, 0, 1, 1]},
+    ]
+    monkeypatch.setattr(detector.detector, "detect", lambda image_path: fake)
+    assert detector.detect(path) == ["BELLY_EXPOSED", "FEMALE_BREAST_EXPOSED"]
+    detector.threshold = 0.6
+    assert detector.detect(path) == ["FEMALE_BREAST_EXPOSED"]
+    with pytest.raises(UsageError):
+        NudityDetector(threshold=1.5)
+
+
+def test_summarize_nudity_counts_images_per_label():
+    assert len(NUDITY_LABELS) == 9
+    summary = summarize_nudity([["BELLY_EXPOSED", "FEET_EXPOSED"], [], ["BELLY_EXPOSED", "BELLY_EXPOSED"], ["FACE_MALE"]])
+    assert list(summary["counts"]) == list(NUDITY_LABELS)
+    assert summary["counts"]["BELLY_EXPOSED"] == 2 and summary["counts"]["FEET_EXPOSED"] == 1
+    assert sum(summary["counts"].values()) == 3
+    assert (summary["images_with_nudity"], summary["num_images"], summary["nudity_rate"]) == (2, 4, 0.5)
+    assert summarize_nudity([])["nudity_rate"] is None
+
+
+# ---------------------------------------------------------------- objects
+
+
+def test_imagenette_classes_match_the_object_list():
+    names = [line.strip() for line in (REPO / "datasets" / "objects.txt").read_text().splitlines() if line.strip()]
+    assert sorted(IMAGENETTE_CLASSES) == sorted(names)
+    assert sorted(IMAGENETTE_CLASSES.values()) == [0, 217, 482, 491, 497, 566, 569, 571, 574, 701]
+
+
+def test_object_classifier_on_a_random_resnet50(resnet50_file, tmp_path):
+    classifier = ObjectClassifier(str(resnet50_file))
+    predictions = classifier.top1(noise_images(1, size=(64, 48)))  # one image: ResNet50 is slow on a CPU
+    assert len(predictions) == 1 and all(isinstance(p, int) and 0 <= p < 1000 for p in predictions)
+    from safetensors.torch import load_file
+
+    state = load_file(str(resnet50_file))
+    pth = tmp_path / "resnet50.pth"
+    torch.save(state, pth)
+    loaded = ObjectClassifier(str(pth)).model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
+def test_accuracy_on_hand_lists():
+    assert accuracy([1, 2, 3, 4], [1, 2, 0, 0]) == 0.5
+    assert accuracy([7], [7]) == 1.0
+    with pytest.raises(ValueError):
+        accuracy([1, 2], [1])
+
+
+def test_object_classifier_bad_weights_give_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="--classifier_weights"):
+        ObjectClassifier(str(tmp_path / "missing.safetensors"))
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a state dict")
+    with pytest.raises(UsageError, match="--classifier_weights"):
+        ObjectClassifier(str(junk))
+    with pytest.raises(UsageError, match="unknown classifier weights"):
+        ObjectClassifier("IMAGENET9K")
+
+
+# ---------------------------------------------------------------- SSCD
+
+
+def test_sscd_identical_images_have_similarity_one(tmp_path):
+    embedder = SSCDEmbedder(str(save_tiny_sscd(tmp_path / "sscd.torchscript.pt")), batch_size=2)
+    images = noise_images(3, size=(50, 40))
+    a, b = embedder.embed(images), embedder.embed([im.copy() for im in images])
+    assert a.shape == (3, 64)
+    assert torch.allclose(a.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(cosine_similarities(a, b), torch.ones(3), atol=1e-5)
+    assert cosine_similarities(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 3.0]])).item() == pytest.approx(0.0)
+
+
+def test_sscd_missing_model_says_what_to_download(tmp_path):
+    with pytest.raises(UsageError, match="sscd_disc_mixup.torchscript.pt.*--sscd_model"):
+        SSCDEmbedder(str(tmp_path / "missing.pt"))
+
+
+# ---------------------------------------------------------------- FID
+
+
+@pytest.mark.filterwarnings("ignore:Matrix is singular")
+def test_frechet_distance_known_answers():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 4))
+    mu, sigma = feature_statistics(x)
+    assert np.allclose(mu, x.mean(0)) and np.allclose(sigma, np.cov(x, rowvar=False))
+    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-6)
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    s1, s2 = np.array([1.0, 4.0, 0.25]), np.array([4.0, 1.0, 1.0])
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))  # 5 + (1 + 1 + 0.25)
+    assert frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(expected, rel=1e-6)
+    singular = np.diag([1.0, 0.0, 0.0])  # rank-deficient covariances stay finite
+    assert np.isfinite(frechet_distance(mu1, singular, mu2, singular))
+    with pytest.raises(ValueError):
+        feature_statistics(x[:1])
+
+
+class MeanColourExtractor:
+    """A stand-in extractor: each image's mean R, G, B."""
+
+    def features(self, images):
+        return np.stack([np.asarray(im, dtype=np.float64).reshape(-1, 3).mean(0) for im in images])
+
+
+def test_compute_fid_uses_the_extractors_statistics():
+    generated, reference = noise_images(6, seed=1), [Image.new("RGB", (8, 8), (i * 30, i * i * 7 % 50, 200 - i * 10)) for i in range(6)]
+    extractor = MeanColourExtractor()
+    mu1, s1 = feature_statistics(extractor.features(generated))
+    mu2, s2 = feature_statistics(extractor.features(reference))
+    assert compute_fid(generated, reference, extractor) == pytest.approx(frechet_distance(mu1, s1, mu2, s2))
+    assert abs(compute_fid(reference, reference, extractor)) < 1e-6 * np.trace(s2)  # sqrtm's rounding only
+
+
+def test_inception_fid_without_weights_says_what_to_pass(tmp_path, monkeypatch):
+    pytest.importorskip("pytorch_fid")
+    with pytest.raises(FIDUnavailable, match="does not exist.*--fid_weights"):
+        InceptionFID(str(tmp_path / "pt_inception-2015-12-05-6726825d.pth"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    with pytest.raises(FIDUnavailable, match="torch hub cache.*--fid_weights"):
+        InceptionFID(None)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"junk")
+    with pytest.raises(FIDUnavailable, match="could not load"):
+        InceptionFID(str(junk))
+
+
+def test_inception_fid_without_pytorch_fid_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pytorch_fid", None)  # import fails as if not installed
+    with pytest.raises(FIDUnavailable, match="pip install pytorch-fid"):
+        InceptionFID(None)
+
+
+def test_inception_fid_reads_the_weights_file_offline(tmp_path, monkeypatch):
+    """The weights file reaches pytorch-fid's builder instead of a download (a random torchvision Inception here)."""
+    inception = pytest.importorskip("pytorch_fid.inception")
+    import torchvision
+
+    def build():
+        return torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
+
+    torch.manual_seed(0)
+    weights = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(build().state_dict(), weights)
+    loaded = {}
+
+    def fake_fid_inception_v3():
+        model = build()
+        loaded["state"] = inception.load_state_dict_from_url(inception.FID_WEIGHTS_URL)
+        model.load_state_dict(loaded["state"])
+        return model
+
+    monkeypatch.setattr(inception, "fid_inception_v3", fake_fid_inception_v3)
+    original_loader = inception.load_state_dict_from_url
+    extractor = InceptionFID(str(weights))
+    assert inception.load_state_dict_from_url is original_loader  # restored after building
+    assert torch.equal(loaded["state"]["fc.weight"], torch.load(weights, weights_only=True)["fc.weight"])
+    features = extractor.features(noise_images(1, size=(40, 40)))
+    assert features.shape == (1, 2048) and features.dtype == np.float64 and np.isfinite(features).all()
