@@ -274,3 +274,10 @@ def test_two_processes_write_the_metrics_of_one(mini_sd_dir, strong_mask, tiny_c
     assert result.returncode == 0, result.stderr[-2000:]
     assert (one / "metrics.json").read_text() == (two / "metrics.json").read_text().replace(str(two), str(one))
     assert sorted(p.name for p in (two / "edited").iterdir()) == sorted(p.name for p in (one / "edited").iterdir())
+
+
+def test_the_torch_free_method_list_matches_the_loaders():
+    from utils.baselines import METHODS
+    from utils.bench_config import METHOD_NAMES
+
+    assert sorted(METHOD_NAMES) == sorted(METHODS)

@@ -86,7 +86,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"checkpoint {path} does not exist; pass the path of the method's saved weights with --ckpt")
+        raise UsageError(f"checkpoint {path} does not exist; pass the path of the method's saved weights with --ckpt_name")
     suffix = path.suffix.lower()
     if suffix == SAFETENSORS_SUFFIX:
         from safetensors import SafetensorError
@@ -190,20 +190,20 @@ def _counts(state: dict[str, torch.Tensor], copied: int) -> dict[str, int]:
 def _require_file(ckpt: str | None, method: str) -> Path:
     """The checkpoint path of ``method`` as an existing file; UsageError when missing."""
     if ckpt is None:
-        raise UsageError(f"method {method} needs its checkpoint; pass the file with --ckpt PATH")
+        raise UsageError(f"method {method} needs its checkpoint; pass the file with --ckpt_name PATH")
     path = Path(ckpt)
     if not path.is_file():
-        raise UsageError(f"checkpoint {path} for method {method} does not exist or is not a file; pass an existing file with --ckpt")
+        raise UsageError(f"checkpoint {path} for method {method} does not exist or is not a file; pass an existing file with --ckpt_name")
     return path
 
 
 def _require_dir(ckpt: str | None, method: str) -> Path:
     """The checkpoint path of ``method`` as an existing folder; UsageError when missing."""
     if ckpt is None:
-        raise UsageError(f"method {method} needs its checkpoint folder; pass it with --ckpt PATH")
+        raise UsageError(f"method {method} needs its checkpoint folder; pass it with --ckpt_name PATH")
     path = Path(ckpt)
     if not path.is_dir():
-        raise UsageError(f"checkpoint folder {path} for method {method} does not exist or is not a folder; pass an existing diffusers folder with --ckpt")
+        raise UsageError(f"checkpoint folder {path} for method {method} does not exist or is not a folder; pass an existing diffusers folder with --ckpt_name")
     return path
 
 
@@ -223,7 +223,7 @@ def _same_model(a: str, b: str) -> bool:
 def _load_sd(ckpt, model_id, device, dtype, safety_checker):
     """The unedited model; ``ckpt`` must be None."""
     if ckpt is not None:
-        raise UsageError("method sd is the unedited model and takes no checkpoint; drop --ckpt or pick another method")
+        raise UsageError("method sd is the unedited model and takes no checkpoint; drop --ckpt_name or pick another method")
     return load_pipeline(model_id, device, dtype, safety_checker), {"changed": {}}
 
 
