@@ -187,23 +187,14 @@ def _counts(state: dict[str, torch.Tensor], copied: int) -> dict[str, int]:
 # ---------------------------------------------------------------- checkpoint arguments
 
 
-def _require_file(ckpt: str | None, method: str) -> Path:
-    """The checkpoint path of ``method`` as an existing file; UsageError when missing."""
+def _require_path(ckpt: str | None, method: str, folder: bool = False) -> Path:
+    """The checkpoint path of ``method`` as an existing file (or folder); UsageError when missing."""
+    what = "diffusers folder" if folder else "file"
     if ckpt is None:
-        raise UsageError(f"method {method} needs its checkpoint; pass the file with --ckpt_name PATH")
+        raise UsageError(f"method {method} needs its checkpoint {what}; pass it with --ckpt_name PATH")
     path = Path(ckpt)
-    if not path.is_file():
-        raise UsageError(f"checkpoint {path} for method {method} does not exist or is not a file; pass an existing file with --ckpt_name")
-    return path
-
-
-def _require_dir(ckpt: str | None, method: str) -> Path:
-    """The checkpoint path of ``method`` as an existing folder; UsageError when missing."""
-    if ckpt is None:
-        raise UsageError(f"method {method} needs its checkpoint folder; pass it with --ckpt_name PATH")
-    path = Path(ckpt)
-    if not path.is_dir():
-        raise UsageError(f"checkpoint folder {path} for method {method} does not exist or is not a folder; pass an existing diffusers folder with --ckpt_name")
+    if not (path.is_dir() if folder else path.is_file()):
+        raise UsageError(f"checkpoint {path} for method {method} does not exist or is not a {what}; pass an existing one with --ckpt_name")
     return path
 
 
@@ -231,7 +222,7 @@ def _load_concept_prune(ckpt, model_id, device, dtype, safety_checker):
     """The base model with our prune mask applied (masked weights set to zero)."""
     from utils.pruning import apply_prune_mask, load_prune_mask
 
-    path = _require_file(ckpt, "concept-prune")
+    path = _require_path(ckpt, "concept-prune")
     if path.suffix.lower() != SAFETENSORS_SUFFIX:
         raise UsageError(f"{path} is not a prune_mask.safetensors file; pass the mask written by wanda/save_union_over_time.py")
     from safetensors import SafetensorError
@@ -258,7 +249,7 @@ def _load_unet_state_dict(method: str) -> Callable:
 
     def load(ckpt, model_id, device, dtype, safety_checker):
         """The base model with the method's UNet weights copied in."""
-        path = _require_file(ckpt, method)
+        path = _require_path(ckpt, method)
         state = load_state_dict_file(path)
         pipe = load_pipeline(model_id, device, dtype, safety_checker)
         copied = apply_partial_state_dict(pipe.unet, state, "unet")
@@ -287,7 +278,7 @@ def _read_delta(path: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 def _load_concept_ablation(ckpt, model_id, device, dtype, safety_checker):
     """The base model with a Concept-Ablation ``delta.bin`` (UNet and/or text-encoder weights) copied in."""
-    path = _require_file(ckpt, "concept-ablation")
+    path = _require_path(ckpt, "concept-ablation")
     parts = _read_delta(path)
     pipe = load_pipeline(model_id, device, dtype, safety_checker)
     for name, state in parts.items():  # check every part before changing any
@@ -304,7 +295,7 @@ def _module_counts(module: torch.nn.Module) -> dict[str, int]:
 
 def _load_fmn(ckpt, model_id, device, dtype, safety_checker):
     """FMN: a whole edited pipeline folder, or a UNet folder whose weights replace the base model's UNet."""
-    folder = _require_dir(ckpt, "fmn")
+    folder = _require_path(ckpt, "fmn", folder=True)
     if (folder / "model_index.json").is_file():
         log.info("fmn: loading the whole edited pipeline from %s (%s is not used)", folder, model_id)
         pipe = load_pipeline(str(folder), device, dtype, safety_checker)
