@@ -16,15 +16,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def sd15_unet():
-    """SD 1.5's UNet2DConditionModel with random weights (its published config)."""
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(
-        sample_size=64, cross_attention_dim=768, attention_head_dim=8, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2
-    )
-
-
 def main(argv=None) -> dict:
     """Print and return {mask_bytes, full_unet_fp16_bytes, num_pruned, ...}."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,6 +28,7 @@ def main(argv=None) -> dict:
 
     from neuron_receivers.hook_variants import HOOK_VARIANTS, select_modules
     from utils.pruning import save_prune_mask
+    from utils.random_arch import sd15_unet
     from utils.skilled import union_masks
 
     torch.manual_seed(0)

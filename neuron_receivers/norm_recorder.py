@@ -10,6 +10,20 @@ from __future__ import annotations
 import torch
 
 
+def normalised_column_sums(x: torch.Tensor) -> torch.Tensor:
+    """[batch, rows, in] activations -> float32 [batch, in]: sum over rows of (x / ||row||)^2.
+
+    Rows are divided by max(||row||, 1e-12) (``F.normalize`` semantics). Both norms are reduced in
+    float32 inside the kernels, so a float16 input is never copied to float32 and cannot overflow
+    when squared: the only temporary is the normalised input, in the input's dtype, whose entries
+    lie in [-1, 1].
+    """
+    inverse = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32).clamp_min_(1e-12).reciprocal_()
+    inverse.clamp_max_(torch.finfo(x.dtype).max)  # a zero row stays zero in float16 (0 * max, not 0 * inf)
+    unit_rows = x * inverse.to(x.dtype)
+    return torch.linalg.vector_norm(unit_rows, dim=1, dtype=torch.float32).square_()
+
+
 class ActivationNormRecorder:
     """Callable ``(step, layer, x)`` hook target holding S per (step, layer) as a [groups, in] tensor."""
 
@@ -36,11 +50,7 @@ class ActivationNormRecorder:
         if self._groups is None:
             raise RuntimeError("set_batch_groups must be called before a traced generation")
         batch = x.shape[0]
-        per_sample = x.reshape(batch, -1, x.shape[-1]).float()
-        squares = per_sample * per_sample
-        # F.normalize semantics: each row divided by max(||row||, 1e-12).
-        row_norm_sq = squares.sum(dim=-1, keepdim=True).clamp_min_(1e-24)
-        column_sums = (squares / row_norm_sq).sum(dim=1)  # [batch, in]
+        column_sums = normalised_column_sums(x.reshape(batch, -1, x.shape[-1]))
         groups = self._groups_for(x.device, batch)
         key = (step, layer)
         acc = self.sums.get(key)

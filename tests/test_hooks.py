@@ -153,3 +153,19 @@ def test_step_pruner_swaps_masked_weights_per_step_and_restores(tiny_pipe):
     assert seen[0] > 0 and seen[1] > 0 and seen[2] == 0 and seen[3] == 0
     for k, m in modules.items():
         assert torch.equal(m.weight, originals[k])
+
+
+def test_normalised_column_sums_match_the_obvious_computation_in_float32_and_float16():
+    import torch
+    import torch.nn.functional as F
+
+    from neuron_receivers.norm_recorder import normalised_column_sums
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 50, 40) * 300.0  # squares overflow float16 (max 65504)
+    x[1, 7] = 0.0  # a zero row contributes nothing
+    expected = F.normalize(x.double(), dim=-1).square().sum(dim=1)
+    assert torch.allclose(normalised_column_sums(x).double(), expected, rtol=1e-5, atol=1e-7)
+    half = normalised_column_sums(x.half())
+    assert half.dtype == torch.float32 and torch.isfinite(half).all()
+    assert torch.allclose(half.double(), expected, rtol=5e-3, atol=1e-4)

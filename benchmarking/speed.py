@@ -1,0 +1,283 @@
+"""Time to a pruned model, phase by phase, and the hooks' overhead over plain generation.
+
+For a model (hub id, local folder, or --random_arch sd15 | tiny: SD 1.5's shapes or our 16-FFN tiny
+model with random weights, which cost what the real ones cost) and N prompt pairs ("a photo of a
+X" / "a X in the style of Van Gogh"), measures:
+
+- the phases of "time to a pruned model": load, record (the first tau UNet calls, generation
+  stopped there), derive (the skilled masks of every step and layer), union, save;
+- plain generation of the same prompts and steps without hooks (latent output), recording over
+  all steps with hooks, and their ratio (the hooks' overhead);
+- peak device memory, peak host RSS, the size of the statistics for all steps and of
+  prune_mask.safetensors.
+
+Prints one table and writes the numbers to JSON (--out). Runs on the CPU (float32) or CUDA (float16).
+Example: python benchmarking/speed.py --random_arch tiny --pairs 8 --num_inference_steps 50 --timesteps 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.errors import UsageError, run_cli  # noqa: E402
+
+ARCHS = ("sd15", "tiny")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model_id", help="hub id or local diffusers folder")
+    source.add_argument("--random_arch", choices=ARCHS, help="sd15: SD 1.5 shapes; tiny: the 16-FFN tiny model (random weights)")
+    parser.add_argument("--pairs", type=int, default=8, help="prompt pairs")
+    parser.add_argument("--num_inference_steps", type=int, default=50)
+    parser.add_argument("--timesteps", type=int, default=10, help="tau: UNet calls recorded for the pruned model")
+    parser.add_argument("--skill_ratio", type=float, default=0.01)
+    parser.add_argument("--batch_size", type=int, default=None, help="prompt pairs per pipeline call (default: all)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--repeats", type=int, default=1, help="time plain and hooked generation this many times each, keep the fastest")
+    parser.add_argument("--skip_plain", action="store_true", help="skip plain and hooked full-length generation (time to pruned model only)")
+    parser.add_argument("--height", type=int, default=None, help="image height (default: the model's)")
+    parser.add_argument("--width", type=int, default=None, help="image width (default: the model's)")
+    parser.add_argument("--check_fp32", action="store_true", help="also record in float32 and report how many of its selected weights the run's masks share")
+    parser.add_argument("--check_syncs", action="store_true", help="CUDA: run the recorder's hook under torch's sync debug mode 'error' (fails on a host sync)")
+    parser.add_argument("--out", default=None, help="JSON file to write (default results/speed/<model>_<device>.json)")
+    args = parser.parse_args(argv)
+    for key in ("pairs", "num_inference_steps", "timesteps", "repeats"):
+        if getattr(args, key) < 1:
+            raise UsageError(f"--{key} must be a positive integer, got {getattr(args, key)}")
+    if not 0 < args.skill_ratio < 1:
+        raise UsageError(f"--skill_ratio must lie strictly between 0 and 1, got {args.skill_ratio}")
+    return args
+
+
+def prompt_pairs(count: int, seed: int = 0):
+    """``count`` (base, target) pairs of the Van Gogh kind, cycling through datasets/art_things.txt."""
+    from utils.concepts import DATASETS_DIR, Concept, PromptPair
+
+    things = [t.strip() for t in (DATASETS_DIR / "art_things.txt").read_text().splitlines() if t.strip()]
+    pairs = [PromptPair(f"a photo of a {t}", f"a {t} in the style of Van Gogh", seed) for t in (things * (count // len(things) + 1))[:count]]
+    return Concept("speed", "custom", tuple(pairs))
+
+
+class Clock:
+    """Wall-clock phases, synchronising CUDA before each reading."""
+
+    def __init__(self, device) -> None:
+        self.device, self.phases = device, {}
+
+    def now(self) -> float:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def measure(self, name: str, fn):
+        """Run ``fn`` once, keep its time under ``name``; return its result."""
+        return self.interleave({name: fn}, 1)[name]
+
+    def interleave(self, runs: dict, repeats: int) -> dict:
+        """Time each of ``runs`` (name -> fn) in turn, ``repeats`` rounds; keep each one's fastest; return last results."""
+        results = {}
+        for _ in range(repeats):
+            for name, fn in runs.items():
+                start = self.now()
+                results[name] = fn()
+                elapsed = self.now() - start
+                self.phases[name] = min(elapsed, self.phases.get(name, elapsed))
+        return results
+
+
+def load(args, device, dtype):
+    """The pipeline named by --model_id or built by --random_arch."""
+    from utils.model_loading import load_pipeline
+
+    if args.model_id:
+        return load_pipeline(args.model_id, device, dtype)
+    if args.random_arch == "sd15":
+        from utils.random_arch import build_random_sd15
+
+        return build_random_sd15(device, dtype)
+    from utils.tiny_pipeline import build_tiny_pipeline
+
+    pipe = build_tiny_pipeline("sd1", seed=0).to(device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def main(argv=None) -> dict:
+    """Measure, print the table, write the JSON; return the report."""
+    args = parse_args(argv)
+    if args.model_id:
+        from utils.config import check_model_id
+
+        check_model_id(args.model_id)
+
+    import torch
+
+    from neuron_receivers.hook_variants import get_variant, select_modules
+    from utils.generation import count_unet_calls, run_pipeline
+    from utils.model_loading import dtype_name, resolve_device, resolve_dtype
+    from utils.paths import model_slug
+    from utils.pruning import save_prune_mask
+    from utils.recording import record_norms
+    from utils.skilled import skilled_mask
+
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    clock = Clock(device)
+    concept = prompt_pairs(args.pairs)
+    batch = args.batch_size or args.pairs
+    config = {"num_inference_steps": args.num_inference_steps, "guidance_scale": 7.5, "batch_size": batch, "height": args.height, "width": args.width}
+    variant = get_variant("unet")
+
+    pipe = clock.measure("load", lambda: load(args, device, dtype))
+    calls = count_unet_calls(pipe, args.num_inference_steps)
+    if args.timesteps > calls:
+        raise UsageError(f"--timesteps {args.timesteps} exceeds the {calls} UNet calls of {args.num_inference_steps} steps")
+    modules = select_modules(pipe.unet, variant)
+    weights = {name: m.weight.detach() for name, m in modules.items()}
+    # warm-up (CUDA context, kernels, allocator): one short generation, not timed
+    run_pipeline(pipe, ["warm up"], [0], dict(config, num_inference_steps=2))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def plain():
+        for i in range(0, args.pairs, batch):
+            pairs = concept.pairs[i : i + batch]
+            run_pipeline(pipe, [p.base for p in pairs] + [p.target for p in pairs], [p.seed for p in pairs] * 2, config)
+
+    if not args.skip_plain:
+        hooked = lambda: record_norms(pipe, concept, config, variant, None)  # noqa: E731
+        full = clock.interleave({"plain_generation": plain, "hooked_generation": hooked}, args.repeats)["hooked_generation"]
+        stats_bytes = sum(n.numel() * n.element_size() for n in full.values())
+        del full
+    norms = clock.measure("record", lambda: record_norms(pipe, concept, config, variant, args.timesteps))
+
+    def derive():
+        return {
+            layer: [skilled_mask(weights[layer], n[0, t], n[1, t], args.skill_ratio) for t in range(args.timesteps)]
+            for layer, n in norms.items()
+        }
+
+    per_step = clock.measure("derive", derive)
+    masks = clock.measure("union", lambda: {layer: torch.stack(m).sum(0) > 0 for layer, m in per_step.items()})
+    out_dir = Path(tempfile.mkdtemp(prefix="speed-"))
+    mask_path = out_dir / "prune_mask.safetensors"
+    meta = clock.measure("save", lambda: save_prune_mask(mask_path, masks, pipe.unet, {"model_id": args.model_id or f"random-{args.random_arch}", "component": "unet"}))
+
+    agreement = fp32_agreement(pipe, concept, config, variant, masks, args) if args.check_fp32 else None
+    syncs_checked = check_no_host_syncs(device) if args.check_syncs else None
+
+    phases = clock.phases
+    to_pruned = sum(phases[k] for k in ("record", "derive", "union", "save"))
+    report = {
+        "model": args.model_id or f"random {args.random_arch}",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "dtype": dtype_name(dtype),
+        "pairs": args.pairs,
+        "num_inference_steps": args.num_inference_steps,
+        "unet_calls": calls,
+        "timesteps": args.timesteps,
+        "skill_ratio": args.skill_ratio,
+        "batch_pairs": batch,
+        "phases_s": phases,
+        "time_to_pruned_model_s": to_pruned,
+        "hook_overhead": None if args.skip_plain else phases["hooked_generation"] / phases["plain_generation"] - 1.0,
+        "plain_images_per_s": None if args.skip_plain else 2 * args.pairs / phases["plain_generation"],
+        "peak_device_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+        "peak_host_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "statistics_bytes_all_steps": None if args.skip_plain else stats_bytes,
+        "prune_mask_bytes": mask_path.stat().st_size,
+        "num_pruned": meta["num_pruned"],
+        "fraction_of_unet": meta["fraction_of_component"],
+        "fp32_agreement": agreement,
+        "hook_has_no_host_sync": syncs_checked,
+        "versions": {"torch": torch.__version__},
+    }
+    out = Path(args.out or Path("results") / "speed" / f"{model_slug(args.model_id) if args.model_id else args.random_arch}_{device.type}.json")
+    from utils.storage import write_text
+
+    write_text(out, json.dumps(report, indent=2) + "\n")
+    print(format_table(report))
+    print(f"-> {out}")
+    return report
+
+
+def fp32_agreement(pipe, concept, config, variant, masks, args) -> dict:
+    """Record again with the model in float32 and compare its union masks with ``masks``.
+
+    Returns {"selected_fp32", "selected_run", "shared", "shared_fraction_of_fp32"}.
+    """
+    import torch
+
+    from utils.recording import record_norms
+    from utils.skilled import union_masks
+
+    pipe.to(torch.float32)
+    from neuron_receivers.hook_variants import select_modules
+
+    weights = {name: m.weight.detach() for name, m in select_modules(pipe.unet, variant).items()}
+    reference = union_masks(weights, record_norms(pipe, concept, config, variant, args.timesteps), args.skill_ratio, args.timesteps)
+    selected = sum(int(m.sum()) for m in reference.values())
+    shared = sum(int((reference[k] & masks[k].to(reference[k].device)).sum()) for k in reference)
+    return {"selected_fp32": selected, "selected_run": sum(int(m.sum()) for m in masks.values()), "shared": shared, "shared_fraction_of_fp32": shared / max(selected, 1)}
+
+
+def check_no_host_syncs(device) -> bool:
+    """Feed the recorder float16 CUDA activations under sync debug mode 'error'; True when no call synchronised."""
+    import torch
+
+    from neuron_receivers.norm_recorder import ActivationNormRecorder
+
+    if device.type != "cuda":
+        return None
+    recorder = ActivationNormRecorder(num_groups=2)
+    recorder.set_batch_groups([0, 1])
+    x = torch.randn(4, 1024, 1280, device=device, dtype=torch.float16)
+    recorder(0, "layer", x)  # first call of a batch: allocates, copies the group ids once
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step in range(1, 20):
+            recorder(step % 3, "layer", x)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize(device)
+    return True
+
+
+def format_table(report: dict) -> str:
+    """The report as a two-column Markdown table."""
+    mb = lambda b: "–" if b is None else f"{b / 1e6:.1f} MB"  # noqa: E731
+    rows = [("model", report["model"]), ("device / dtype", f"{report['device']} / {report['dtype']}"),
+            ("prompt pairs / steps (UNet calls) / tau", f"{report['pairs']} / {report['num_inference_steps']} ({report['unet_calls']}) / {report['timesteps']}")]
+    rows += [(f"{name} (s)", f"{seconds:.3f}") for name, seconds in report["phases_s"].items()]
+    rows += [
+        ("time to pruned model: record + derive + union + save (s)", f"{report['time_to_pruned_model_s']:.3f}"),
+        ("hook overhead (hooked / plain - 1)", "–" if report["hook_overhead"] is None else f"{100 * report['hook_overhead']:+.1f}%"),
+        ("plain generation (images/s, latents)", "–" if report["plain_images_per_s"] is None else f"{report['plain_images_per_s']:.2f}"),
+        ("peak device memory", mb(report["peak_device_memory_bytes"])),
+        ("peak host RSS", mb(report["peak_host_rss_bytes"])),
+        ("statistics, all steps", mb(report["statistics_bytes_all_steps"])),
+        ("prune_mask.safetensors", mb(report["prune_mask_bytes"])),
+        ("pruned weights", f"{report['num_pruned']:,} ({100 * report['fraction_of_unet']:.3f}% of the UNet)"),
+    ]
+    if report.get("fp32_agreement"):
+        a = report["fp32_agreement"]
+        rows.append(("masks vs a float32 recording (shared / float32's selected)", f"{a['shared']:,} / {a['selected_fp32']:,} = {100 * a['shared_fraction_of_fp32']:.2f}%"))
+    if report.get("hook_has_no_host_sync") is not None:
+        rows.append(("recorder hook free of host syncs", str(report["hook_has_no_host_sync"])))
+    return "\n".join(["| measure | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+
+
+if __name__ == "__main__":
+    run_cli(main)
