@@ -180,3 +180,46 @@ def test_unreachable_hub_id_and_fast_failure_before_torch_import(tmp_path):
     assert "could not load 'someone/not-cached-model' from the Hugging Face hub" in done.stderr
     assert "pass the local folder with --model_id PATH" in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_every_script_answers_help_and_bad_input_without_importing_torch():
+    """--help and the checks of bad input run before torch and diffusers are imported (fast start-up)."""
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location("startup", REPO / "benchmarking" / "startup.py")
+    startup = module_from_spec(spec)
+    spec.loader.exec_module(startup)
+    probe = (
+        "import runpy, sys\nscript, args = sys.argv[1], sys.argv[2:]\nsys.argv = [script, *args]\n"
+        "try:\n runpy.run_path(script, run_name='__main__')\nexcept SystemExit as e:\n"
+        " print('exit', e.code, 'torch' in sys.modules, 'diffusers' in sys.modules)"
+    )
+    scripts = [s for s in startup.SCRIPTS if s.name not in ("startup.py", "prune_mask_size.py")]
+    assert len(scripts) >= 12
+    for script in scripts:
+        bad = startup.BAD_INPUT.get(script.stem, startup.BAD_INPUT["wanda"])
+        for args, code in ((["--help"], 0), (bad, 2)):
+            done = subprocess.run([sys.executable, "-c", probe, str(script), *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+            assert f"exit {code} False False" in done.stdout, (script.name, args, done.stdout, done.stderr[-500:])
+
+
+def test_speed_benchmark_reports_every_phase_on_the_tiny_model(tmp_path, capsys):
+    from conftest import load_script
+
+    out = tmp_path / "speed.json"
+    report = load_script("speed", "benchmarking").main(
+        ["--random_arch", "tiny", "--pairs", "2", "--num_inference_steps", "3", "--timesteps", "2", "--device", "cpu", "--check_fp32", "--out", str(out)]
+    )
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    assert set(report["phases_s"]) == {"load", "plain_generation", "hooked_generation", "record", "derive", "union", "save"}
+    assert report["unet_calls"] == 4 and report["time_to_pruned_model_s"] > 0 and report["prune_mask_bytes"] > 0
+    # statistics for all 4 calls: float32 [2 groups, 4 calls, in] per FFN layer
+    from neuron_receivers.hook_variants import get_variant, select_modules
+    from utils.tiny_pipeline import build_tiny_pipeline
+
+    layers = select_modules(build_tiny_pipeline("sd1").unet, get_variant("unet"))
+    assert len(layers) == 16
+    assert report["statistics_bytes_all_steps"] == sum(2 * 4 * 4 * m.in_features for m in layers.values())
+    # float32 on both sides: the masks agree exactly
+    assert report["fp32_agreement"]["shared_fraction_of_fp32"] == 1.0
+    assert "time to pruned model" in capsys.readouterr().out
