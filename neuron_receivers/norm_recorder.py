@@ -13,13 +13,19 @@ import torch
 def normalised_column_sums(x: torch.Tensor) -> torch.Tensor:
     """[batch, rows, in] activations -> float32 [batch, in]: sum over rows of (x / ||row||)^2.
 
-    Rows are divided by max(||row||, 1e-12) (``F.normalize`` semantics). Both norms are reduced in
-    float32 inside the kernels, so a float16 input is never copied to float32 and cannot overflow
-    when squared: the only temporary is the normalised input, in the input's dtype, whose entries
-    lie in [-1, 1].
+    Rows are divided by max(||row||, 1e-12) (``F.normalize`` semantics). A float32 input is squared
+    once and the rows are weighted by 1 / ||row||^2 in a batched matrix product (the fastest form
+    on CPUs). A float16 / bfloat16 input is never copied to float32 and never squared in its own
+    dtype (it could overflow): both norms are reduced in float32 inside the kernels, and the only
+    temporary is the normalised input, whose entries lie in [-1, 1].
     """
+    if x.dtype not in (torch.float16, torch.bfloat16):
+        x = x.float()  # no copy for float32
+        squares = x * x
+        weights = squares.sum(dim=-1).clamp_min_(1e-24).reciprocal_()  # [batch, rows]
+        return torch.bmm(weights.unsqueeze(1), squares).squeeze(1)
     inverse = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32).clamp_min_(1e-12).reciprocal_()
-    inverse.clamp_max_(torch.finfo(x.dtype).max)  # a zero row stays zero in float16 (0 * max, not 0 * inf)
+    inverse.clamp_max_(torch.finfo(x.dtype).max)  # a zero row stays zero (0 * max, not 0 * inf)
     unit_rows = x * inverse.to(x.dtype)
     return torch.linalg.vector_norm(unit_rows, dim=1, dtype=torch.float32).square_()
 
