@@ -1,0 +1,227 @@
+"""Train a small Stable-Diffusion-architecture model on the demo world (CPU, seeded, time-boxed).
+
+Stages: (1) an AutoencoderKL with x2 downsampling (32x32x3 <-> 16x16x4), trained first; (2) the
+latents of a fixed rendered dataset, precomputed; (3) a UNet2DConditionModel and a CLIPTextModel
+trained jointly with the DDPM epsilon objective (10% empty captions for guidance, EMA of the UNet).
+The result is a StableDiffusionPipeline folder (DDIM scheduler, word-level CLIPTokenizer built from
+our vocab/merges) that ``StableDiffusionPipeline.from_pretrained(folder)`` loads offline.
+
+Candidates (--arch) differ in the UNet only; see ARCHS. Example:
+python demo/train_model.py --arch sd1 --minutes 45 --out models/demo-sd1
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from demo.world import ATTRIBUTES, COLOURS, dataset, render  # noqa: E402
+
+ARCHS = {
+    # SD 1.x layout: 3 cross-attention down blocks, 2 layers each, 16 FFNs
+    "sd1": dict(block_out_channels=(32, 32, 64, 64), down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, layers_per_block=2, transformer_layers_per_block=1),
+    # fewer, wider levels with 2 transformer layers per block (more FFNs where the concepts meet the text)
+    "wide2": dict(block_out_channels=(64, 96), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                  up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1, transformer_layers_per_block=2),
+}
+TEXT_DIM = 64
+MAX_TOKENS = 16
+
+
+def caption_words() -> list[str]:
+    """Every word a caption can hold."""
+    words = {"a", "on", "background", "in", "the", "style", "of"}
+    for values in ATTRIBUTES.values():
+        for value in values:
+            words.update(value.split())
+    return sorted(words)
+
+
+def _word_merges(word: str) -> list[str]:
+    """The left-to-right merges that spell ``word`` (with its ``</w>``) as one token."""
+    pieces = list(word[:-1]) + [word[-1] + "</w>"]
+    merges, current = [], pieces[0]
+    for piece in pieces[1:]:
+        merges.append(f"{current} {piece}")
+        current += piece
+    return merges
+
+
+def write_word_tokenizer(folder: Path) -> int:
+    """vocab.json / merges.txt of a byte-level BPE whose merges spell every caption word as one token.
+
+    BPE applies the lowest-ranked merge first, so one word's merges can split another (``r i`` of
+    "ring" inside "stripes"); the merges of any word that does not come out whole are moved to the
+    front until every word does.
+    """
+    from transformers import CLIPTokenizer
+
+    from utils.tiny_pipeline import _byte_characters
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = _byte_characters()
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    words = caption_words()
+    for word in words:
+        for merge in _word_merges(word):
+            vocab.setdefault(merge.replace(" ", ""), len(vocab))
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab.setdefault(special, len(vocab))
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    merges = list(dict.fromkeys(m for word in words for m in _word_merges(word)))
+    for _ in range(100):
+        (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+        tokenizer = CLIPTokenizer.from_pretrained(str(folder))
+        split = [w for w in words if len(tokenizer(w, add_special_tokens=False).input_ids) != 1]
+        if not split:
+            return len(vocab)
+        first = list(dict.fromkeys(m for w in split for m in _word_merges(w)))
+        merges = first + [m for m in merges if m not in first]
+    raise RuntimeError(f"could not order the merges so that {split} are single tokens")
+
+
+def build_models(arch: str, vocab_size: int, tokenizer):
+    """(vae, unet, text_encoder) with fresh weights."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    vae = AutoencoderKL(block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        latent_channels=4, sample_size=32, layers_per_block=1, norm_num_groups=32)
+    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, cross_attention_dim=TEXT_DIM, attention_head_dim=8,
+                                norm_num_groups=32, **ARCHS[arch])
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=vocab_size, hidden_size=TEXT_DIM, intermediate_size=4 * TEXT_DIM, num_hidden_layers=2,
+                                        num_attention_heads=4, max_position_embeddings=MAX_TOKENS, bos_token_id=tokenizer.bos_token_id,
+                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    return vae, unet, text
+
+
+def images_tensor(items) -> torch.Tensor:
+    """Rendered images of (scene, seed) items as [n, 3, 32, 32] in [-1, 1]."""
+    array = np.stack([render(scene, seed) for scene, seed in items])
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def train_vae(vae, images: torch.Tensor, steps: int, log) -> float:
+    """Reconstruction + small KL training of the VAE; returns the last loss."""
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(1)
+    vae.train()
+    for step in range(steps):
+        batch = images[torch.randint(len(images), (64,), generator=generator)]
+        posterior = vae.encode(batch).latent_dist
+        recon = vae.decode(posterior.sample(generator=generator)).sample
+        loss = nn.functional.mse_loss(recon, batch) + 1e-6 * posterior.kl().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 200 == 0:
+            log(f"vae step {step}: loss {loss.item():.5f}")
+    return loss.item()
+
+
+@torch.no_grad()
+def encode_all(vae, images: torch.Tensor) -> torch.Tensor:
+    """Posterior means of all images, [n, 4, 16, 16]."""
+    vae.eval()
+    return torch.cat([vae.encode(images[i : i + 256]).latent_dist.mean for i in range(0, len(images), 256)])
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=sorted(ARCHS), default="sd1")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of the UNet/text training")
+    parser.add_argument("--images", type=int, default=40000)
+    parser.add_argument("--vae_steps", type=int, default=1500)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    logfile = (out.parent / f"{out.name}.train.log").open("a")
+
+    def log(text: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {text}"
+        print(line, flush=True)
+        logfile.write(line + "\n")
+        logfile.flush()
+
+    from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+
+    torch.manual_seed(args.seed)
+    started = time.time()
+    tok_dir = out.parent / f".{out.name}-tokenizer"
+    vocab_size = write_word_tokenizer(tok_dir)
+    tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), model_max_length=MAX_TOKENS)
+    vae, unet, text = build_models(args.arch, vocab_size, tokenizer)
+    log(f"arch {args.arch}: unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, text {sum(p.numel() for p in text.parameters()) / 1e6:.2f} M")
+    items = dataset(args.images, args.seed)
+    images = images_tensor(items)
+    vae_loss = train_vae(vae, images, args.vae_steps, log)
+    latents = encode_all(vae, images)
+    scaling = float(1.0 / latents.std())
+    vae.register_to_config(scaling_factor=scaling)
+    latents = latents * scaling
+    log(f"vae done: loss {vae_loss:.5f}, latent scaling {scaling:.4f} ({time.time() - started:.0f} s)")
+    captions = [scene.caption() for scene, _ in items]
+    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
+    empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids
+    log(f"longest caption: {int((ids != tokenizer.pad_token_id).sum(1).max())} tokens")
+
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+    ema = copy.deepcopy(unet).eval()
+    params = list(unet.parameters()) + list(text.parameters())
+    optimizer = torch.optim.AdamW(params, lr=4e-4, weight_decay=1e-2)
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    unet.train()
+    text.train()
+    step, deadline, running = 0, time.time() + 60 * args.minutes, None
+    while time.time() < deadline:
+        idx = torch.randint(len(latents), (args.batch,), generator=generator)
+        tokens = ids[idx].clone()
+        drop = torch.rand(args.batch, generator=generator) < 0.1
+        tokens[drop] = empty
+        x0 = latents[idx]
+        noise = torch.randn(x0.shape, generator=generator)
+        t = torch.randint(0, 1000, (args.batch,), generator=generator)
+        noisy = scheduler.add_noise(x0, noise, t)
+        pred = unet(noisy, t, encoder_hidden_states=text(tokens)[0]).sample
+        loss = nn.functional.mse_loss(pred, noise)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), unet.parameters()):
+                e.lerp_(p, 1e-3)
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        step += 1
+        if step % 100 == 0:
+            log(f"step {step}: loss {running:.4f}")
+    ddim = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae.eval(), text_encoder=text.eval(), tokenizer=tokenizer, unet=ema, scheduler=ddim,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(str(out))
+    write_word_tokenizer(out / "tokenizer")
+    report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": step, "batch": args.batch,
+              "final_loss": running, "vae_loss": vae_loss, "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
+              "ffn_layers": sum(1 for n, _ in unet.named_modules() if n.endswith("ff.net.2"))}
+    (out / "training.json").write_text(json.dumps(report, indent=2))
+    log(json.dumps(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()
