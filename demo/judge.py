@@ -20,6 +20,8 @@ from torch import nn  # noqa: E402
 
 from demo.world import ATTRIBUTES, dataset, render  # noqa: E402
 
+REPO_JUDGE = Path(__file__).resolve().parent / "judge.safetensors"
+
 
 class Judge(nn.Module):
     """Conv net [n, 3, 32, 32] in [0, 1] -> one logit vector per attribute."""

@@ -97,7 +97,7 @@ def build_models(arch: str, vocab_size: int, tokenizer):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     vae = AutoencoderKL(block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                        latent_channels=4, sample_size=32, layers_per_block=1, norm_num_groups=32)
+                        latent_channels=4, sample_size=32, layers_per_block=1, norm_num_groups=32, mid_block_add_attention=False)
     unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, cross_attention_dim=TEXT_DIM, attention_head_dim=8,
                                 norm_num_groups=32, **ARCHS[arch])
     text = CLIPTextModel(CLIPTextConfig(vocab_size=vocab_size, hidden_size=TEXT_DIM, intermediate_size=4 * TEXT_DIM, num_hidden_layers=2,
@@ -118,14 +118,14 @@ def train_vae(vae, images: torch.Tensor, steps: int, log) -> float:
     generator = torch.Generator().manual_seed(1)
     vae.train()
     for step in range(steps):
-        batch = images[torch.randint(len(images), (64,), generator=generator)]
+        batch = images[torch.randint(len(images), (32,), generator=generator)]
         posterior = vae.encode(batch).latent_dist
         recon = vae.decode(posterior.sample(generator=generator)).sample
         loss = nn.functional.mse_loss(recon, batch) + 1e-6 * posterior.kl().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if step % 200 == 0:
+        if step % 50 == 0:
             log(f"vae step {step}: loss {loss.item():.5f}")
     return loss.item()
 

@@ -46,3 +46,14 @@ def test_concept_pairs_differ_only_in_the_concept():
     for pair in concept_pairs("shape", "circle", 6, seed=0).pairs:
         assert "circle" in pair.target and "circle" not in pair.base
         assert pair.base.split()[:2] == pair.target.split()[:2]
+
+
+def test_the_shipped_judge_names_every_attribute_of_ground_truth_images():
+    import torch
+
+    from demo.judge import REPO_JUDGE, accuracies, load_judge, rendered
+
+    torch.manual_seed(0)
+    images, labels = rendered(300, seed=12345)
+    accuracy = accuracies(load_judge(REPO_JUDGE), images, labels)
+    assert min(accuracy.values()) >= 0.98, accuracy

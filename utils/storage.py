@@ -20,6 +20,7 @@ def _temp_path(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    os.chmod(name, 0o644)  # mkstemp makes 0600 files; results are meant to be read by others too
     return Path(name)
 
 
