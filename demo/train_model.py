@@ -203,9 +203,10 @@ def main(argv=None) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        with torch.no_grad():
+        with torch.no_grad():  # EMA with warm-up: early averages must not keep the random initialisation
+            decay = min(0.999, (1 + step) / (10 + step))
             for e, p in zip(ema.parameters(), unet.parameters()):
-                e.lerp_(p, 1e-3)
+                e.lerp_(p, 1.0 - decay)
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         step += 1
         if step % 100 == 0:
