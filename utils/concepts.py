@@ -176,3 +176,8 @@ def slugify(text: str) -> str:
     """A folder-safe name: lower case, runs of other characters replaced by ``_``."""
     slug = re.sub(r"[^a-z0-9.+-]+", "_", text.lower()).strip("_")
     return slug or "concept"
+
+
+def concept_from_args(args, seed: int) -> Concept:
+    """The concept a wanda script's parsed ``--target/--target_file/--base_prompts/--target_prompts`` name."""
+    return build_concept(args.target, seed, args.target_file, args.base_prompts, args.target_prompts)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.concepts import build_concept  # noqa: E402
+from utils.concepts import concept_from_args  # noqa: E402
 from utils.config import build_parser, concept_hyperparameters, resolve_config  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 
@@ -23,7 +23,7 @@ def main(argv=None) -> None:
     parser.add_argument("--export_diffusers", default=None, help="also write the pruned component as a diffusers folder here")
     args = parser.parse_args(argv)
     config = resolve_config(args)
-    concept = build_concept(args.target, config["seed"], args.target_file, args.base_prompts, args.target_prompts)
+    concept = concept_from_args(args, config["seed"])
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
     select_ratio = float(config["select_ratio"] or 0.0)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.concepts import build_concept  # noqa: E402
+from utils.concepts import concept_from_args  # noqa: E402
 from utils.config import build_parser, concept_hyperparameters, resolve_config  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 
@@ -20,7 +20,7 @@ def main(argv=None) -> None:
     """Parse ``argv``, check it, record (or reuse) the norms and write the skilled-neuron counts."""
     args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
     config = resolve_config(args)
-    concept = build_concept(args.target, config["seed"], args.target_file, args.base_prompts, args.target_prompts)
+    concept = concept_from_args(args, config["seed"])
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
 
     import json
