@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from demo.world import ATTRIBUTES, COLOURS, dataset, render  # noqa: E402
+from demo.world import ATTRIBUTES, dataset, render  # noqa: E402
 
 ARCHS = {
     # SD 1.x layout: 3 cross-attention down blocks, 2 layers each, 16 FFNs
@@ -33,6 +33,9 @@ ARCHS = {
     # fewer, wider levels with 2 transformer layers per block (more FFNs where the concepts meet the text)
     "wide2": dict(block_out_channels=(64, 96), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                   up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1, transformer_layers_per_block=2),
+    # no attention at full latent resolution: 2 transformer layers per block at 8x8 and 4x4 (14 FFNs, 64 wide)
+    "low2": dict(block_out_channels=(32, 64, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), layers_per_block=1, transformer_layers_per_block=2),
 }
 TEXT_DIM = 64
 MAX_TOKENS = 16
@@ -91,14 +94,14 @@ def write_word_tokenizer(folder: Path) -> int:
     raise RuntimeError(f"could not order the merges so that {split} are single tokens")
 
 
-def build_models(arch: str, vocab_size: int, tokenizer):
+def build_models(arch: str, vocab_size: int, tokenizer, latent_channels: int = 8):
     """(vae, unet, text_encoder) with fresh weights."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     vae = AutoencoderKL(block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                        latent_channels=4, sample_size=32, layers_per_block=1, norm_num_groups=32, mid_block_add_attention=False)
-    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, cross_attention_dim=TEXT_DIM, attention_head_dim=8,
+                        latent_channels=latent_channels, sample_size=32, layers_per_block=1, norm_num_groups=32, mid_block_add_attention=False)
+    unet = UNet2DConditionModel(sample_size=16, in_channels=latent_channels, out_channels=latent_channels, cross_attention_dim=TEXT_DIM, attention_head_dim=8,
                                 norm_num_groups=32, **ARCHS[arch])
     text = CLIPTextModel(CLIPTextConfig(vocab_size=vocab_size, hidden_size=TEXT_DIM, intermediate_size=4 * TEXT_DIM, num_hidden_layers=2,
                                         num_attention_heads=4, max_position_embeddings=MAX_TOKENS, bos_token_id=tokenizer.bos_token_id,
@@ -114,7 +117,8 @@ def images_tensor(items) -> torch.Tensor:
 
 def train_vae(vae, images: torch.Tensor, steps: int, log) -> float:
     """Reconstruction + small KL training of the VAE; returns the last loss."""
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=max(steps, 1), pct_start=0.1)
     generator = torch.Generator().manual_seed(1)
     vae.train()
     for step in range(steps):
@@ -125,6 +129,7 @@ def train_vae(vae, images: torch.Tensor, steps: int, log) -> float:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        schedule.step()
         if step % 50 == 0:
             log(f"vae step {step}: loss {loss.item():.5f}")
     return loss.item()
@@ -132,9 +137,32 @@ def train_vae(vae, images: torch.Tensor, steps: int, log) -> float:
 
 @torch.no_grad()
 def encode_all(vae, images: torch.Tensor) -> torch.Tensor:
-    """Posterior means of all images, [n, 4, 16, 16]."""
+    """Posterior means of all images, [n, latent_channels, 16, 16]."""
     vae.eval()
     return torch.cat([vae.encode(images[i : i + 256]).latent_dist.mean for i in range(0, len(images), 256)])
+
+
+def save_pipeline(out: Path, vae, text, tokenizer, unet) -> None:
+    """Save a StableDiffusionPipeline folder (DDIM scheduler, the word tokenizer) with these parts."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    ddim = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae.eval(), text_encoder=text.eval(), tokenizer=tokenizer, unet=unet, scheduler=ddim,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(str(out))
+    write_word_tokenizer(out / "tokenizer")
+    text.train()
+
+
+@torch.no_grad()
+def judge_reconstructions(vae, count: int = 512) -> dict[str, float]:
+    """The shipped judge's accuracy per attribute on VAE reconstructions of fresh renders: the ceiling
+    of what generations decoded by this VAE can reach."""
+    from demo.judge import REPO_JUDGE, accuracies, load_judge, rendered
+
+    images, labels = rendered(count, 12345)
+    recon = vae.decode(vae.encode(images * 2 - 1).latent_dist.mean).sample
+    return {k: round(v, 4) for k, v in accuracies(load_judge(REPO_JUDGE), ((recon + 1) / 2).clamp(0, 1), labels).items()}
 
 
 def main(argv=None) -> dict:
@@ -146,6 +174,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--vae_steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latent_channels", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--snr_gamma", type=float, default=5.0, help="min-SNR loss weighting (0: plain epsilon MSE)")
+    parser.add_argument("--save_every", type=float, default=0.0, help="minutes between checkpoints of the pipeline (0: only at the end)")
+    parser.add_argument("--vae_from", default=None, help="a pipeline folder whose trained VAE is reused instead of training one")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +190,7 @@ def main(argv=None) -> dict:
         logfile.write(line + "\n")
         logfile.flush()
 
-    from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
+    from diffusers import DDPMScheduler
     from transformers import CLIPTokenizer
 
     torch.manual_seed(args.seed)
@@ -165,16 +198,25 @@ def main(argv=None) -> dict:
     tok_dir = out.parent / f".{out.name}-tokenizer"
     vocab_size = write_word_tokenizer(tok_dir)
     tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), model_max_length=MAX_TOKENS)
-    vae, unet, text = build_models(args.arch, vocab_size, tokenizer)
+    vae, unet, text = build_models(args.arch, vocab_size, tokenizer, args.latent_channels)
     log(f"arch {args.arch}: unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, text {sum(p.numel() for p in text.parameters()) / 1e6:.2f} M")
     items = dataset(args.images, args.seed)
     images = images_tensor(items)
-    vae_loss = train_vae(vae, images, args.vae_steps, log)
-    latents = encode_all(vae, images)
-    scaling = float(1.0 / latents.std())
-    vae.register_to_config(scaling_factor=scaling)
-    latents = latents * scaling
-    log(f"vae done: loss {vae_loss:.5f}, latent scaling {scaling:.4f} ({time.time() - started:.0f} s)")
+    if args.vae_from:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae")
+        vae_loss = json.loads((Path(args.vae_from) / "training.json").read_text())["vae_loss"]
+        scaling = vae.config.scaling_factor
+        latents = encode_all(vae, images) * scaling
+    else:
+        vae_loss = train_vae(vae, images, args.vae_steps, log)
+        latents = encode_all(vae, images)
+        scaling = float(1.0 / latents.std())
+        vae.register_to_config(scaling_factor=scaling)
+        latents = latents * scaling
+    vae_judged = judge_reconstructions(vae.eval())
+    log(f"vae done: loss {vae_loss:.5f}, latent scaling {scaling:.4f}, judge on reconstructions {vae_judged} ({time.time() - started:.0f} s)")
     captions = [scene.caption() for scene, _ in items]
     ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
     empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids
@@ -183,11 +225,12 @@ def main(argv=None) -> dict:
     scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
     ema = copy.deepcopy(unet).eval()
     params = list(unet.parameters()) + list(text.parameters())
-    optimizer = torch.optim.AdamW(params, lr=4e-4, weight_decay=1e-2)
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    snr = scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod)
     generator = torch.Generator().manual_seed(args.seed + 1)
     unet.train()
     text.train()
-    step, deadline, running = 0, time.time() + 60 * args.minutes, None
+    step, deadline, running, last_save = 0, time.time() + 60 * args.minutes, None, time.time()
     while time.time() < deadline:
         idx = torch.randint(len(latents), (args.batch,), generator=generator)
         tokens = ids[idx].clone()
@@ -198,7 +241,10 @@ def main(argv=None) -> dict:
         t = torch.randint(0, 1000, (args.batch,), generator=generator)
         noisy = scheduler.add_noise(x0, noise, t)
         pred = unet(noisy, t, encoder_hidden_states=text(tokens)[0]).sample
-        loss = nn.functional.mse_loss(pred, noise)
+        per_image = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
+        if args.snr_gamma > 0:  # min-SNR-gamma weighting (Hang et al. 2023) for epsilon prediction
+            per_image = per_image * (snr[t].clamp(max=args.snr_gamma) / snr[t])
+        loss = per_image.mean()
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -211,13 +257,15 @@ def main(argv=None) -> dict:
         step += 1
         if step % 100 == 0:
             log(f"step {step}: loss {running:.4f}")
-    ddim = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae.eval(), text_encoder=text.eval(), tokenizer=tokenizer, unet=ema, scheduler=ddim,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(str(out))
-    write_word_tokenizer(out / "tokenizer")
+        if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
+            save_pipeline(out, vae, text, tokenizer, ema)
+            (out / "training.json").write_text(json.dumps({"arch": args.arch, "steps": step, "final_loss": running, "checkpoint": True}))
+            last_save = time.time()
+            log(f"checkpoint saved at step {step}")
+    save_pipeline(out, vae, text, tokenizer, ema)
     report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": step, "batch": args.batch,
-              "final_loss": running, "vae_loss": vae_loss, "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
+              "final_loss": running, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma,
+              "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
               "ffn_layers": sum(1 for n, _ in unet.named_modules() if n.endswith("ff.net.2"))}
     (out / "training.json").write_text(json.dumps(report, indent=2))
     log(json.dumps(report))

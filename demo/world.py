@@ -24,6 +24,7 @@ SIZES = ("small", "large")
 STYLES = ("plain", "stripes", "dots", "checker", "grid", "waves", "zigzag", "rings", "speckles", "gradient", "crosshatch", "bricks")
 ATTRIBUTES = {"shape": SHAPES, "colour": tuple(COLOURS), "background": tuple(BACKGROUNDS), "size": SIZES, "style": STYLES}
 RADIUS = {"small": 8.0, "large": 12.5}
+NEUTRAL = {"style": "plain"}  # the value a concept's base scenes take instead of it (others: a random other value)
 
 
 @dataclass(frozen=True)

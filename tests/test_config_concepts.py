@@ -100,12 +100,27 @@ def test_slugify():
     assert slugify("Van Gogh") == "van_gogh" and slugify("golf ball") == "golf_ball"
 
 
-def test_quickstart_config_differs_from_the_defaults_only_in_model_and_size_of_the_run():
+def test_quickstart_config_differs_from_the_defaults_only_in_model_and_sampling_of_the_run():
     from utils.config import REPO_ROOT, load_yaml_config
 
     defaults = load_yaml_config(REPO_ROOT / "configs" / "wanda_config.yaml")
     quick = load_yaml_config(REPO_ROOT / "configs" / "quickstart.yaml")
     changed = {k for k in defaults if defaults[k] != quick[k]}
     assert set(quick) == set(defaults)
-    assert changed == {"model_id", "num_inference_steps", "num_images"}
-    assert quick["model_id"] == "models/tiny-sd"
+    assert changed == {"model_id", "num_inference_steps", "guidance_scale", "batch_size"}
+    assert quick["model_id"] == "demo/model" and (REPO_ROOT / "demo" / "model" / "model_index.json").is_file()
+
+
+def test_demo_world_values_are_concepts_whose_pairs_differ_only_in_the_value():
+    from utils.concepts import build_concept, concept_kind
+
+    assert concept_kind("stripes") == concept_kind("circle") == concept_kind("large") == "demo"
+    assert concept_kind("Van Gogh") == "art" and concept_kind("male") == "gender"  # no name is shared
+    stripes = build_concept("stripes", 0)
+    assert len(stripes.pairs) == 32 and stripes.kind == "demo"
+    for pair in stripes.pairs:
+        assert pair.target.endswith("in the style of stripes") and pair.base == pair.target.replace("stripes", "plain")
+    assert build_concept("stripes", 0) == stripes and build_concept("stripes", 1) != stripes
+    for pair in build_concept("circle", 0).pairs:
+        base, target = pair.base.split(), pair.target.split()
+        assert [i for i in range(len(base)) if base[i] != target[i]] == [3] and target[3] == "circle"

@@ -37,17 +37,6 @@ def test_captions_fit_the_word_tokenizer(tmp_path):
     assert tokenizer.decode(tokenizer(captions[0]).input_ids, skip_special_tokens=True).strip() == captions[0]
 
 
-def test_concept_pairs_differ_only_in_the_concept():
-    from demo.erasure_table import concept_pairs
-
-    concept = concept_pairs("style", "stripes", 6, seed=0)
-    for pair in concept.pairs:
-        assert pair.target.endswith("in the style of stripes") and pair.base == pair.target.replace("stripes", "plain")
-    for pair in concept_pairs("shape", "circle", 6, seed=0).pairs:
-        assert "circle" in pair.target and "circle" not in pair.base
-        assert pair.base.split()[:2] == pair.target.split()[:2]
-
-
 def test_the_shipped_judge_names_every_attribute_of_ground_truth_images():
     import torch
 

@@ -11,6 +11,10 @@ No torch import here. The pair templates follow the paper's reference code (see
             one random seed per pair, drawn from the run's seed.
 - memorize: target prompts from a file, base prompts empty.
 - custom:   two files of equal length given by the user.
+- demo:     an attribute value of the embedded demo world (``demo/world.py``; e.g. ``stripes``,
+            ``circle``, ``red``): target scenes carry the value, each base scene is the same scene
+            with the neutral value (style ``plain``, or another value of the attribute), one render
+            seed per pair.
 
 Every pair except gender uses the run's seed for both prompts (the reference resets the global
 seed to ``seed`` before every generation).
@@ -80,9 +84,40 @@ def gender_pairs(datasets_dir: Path = DATASETS_DIR) -> list[tuple[str, str]]:
     return [(row["male"], row["female"]) for row in _read_csv(datasets_dir / "gender_pairs.csv", ("male", "female"))]
 
 
+DEMO_PAIRS = 32  # prompt pairs of a demo-world concept
+
+
+def demo_attribute(target: str) -> str | None:
+    """The demo-world attribute (shape, colour, background, size, style) whose value ``target`` is, or None."""
+    from demo.world import ATTRIBUTES
+
+    return next((name for name, values in ATTRIBUTES.items() if target in values), None)
+
+
+def demo_pairs(attribute: str, value: str, count: int, seed: int) -> list[PromptPair]:
+    """``count`` (base, target) caption pairs of the demo world for ``attribute=value``.
+
+    Targets are random scenes with the value; each base is the same scene with the neutral value (style
+    ``plain``) or, for attributes without one, a random other value. The seed of each pair is its render seed.
+    """
+    import numpy as np
+
+    from demo.world import ATTRIBUTES, NEUTRAL, Scene, dataset
+
+    rng = np.random.default_rng(seed)
+    options = [v for v in ATTRIBUTES[attribute] if v != value]
+    pairs = []
+    for scene, render_seed in dataset(count, seed, **{attribute: value}):
+        neutral = NEUTRAL.get(attribute) if NEUTRAL.get(attribute) != value else None
+        base = Scene(**{**scene.__dict__, attribute: neutral or options[rng.integers(len(options))]})
+        pairs.append(PromptPair(base.caption(), scene.caption(), render_seed % (2**31)))
+    return pairs
+
+
 def known_targets(datasets_dir: Path = DATASETS_DIR) -> list[str]:
     """Every built-in target name (memorize_i is also accepted, with its prompt file)."""
-    return [*artist_phrases(datasets_dir), "naked", *object_names(datasets_dir), "male", "female", "memorize_<i>"]
+    return [*artist_phrases(datasets_dir), "naked", *object_names(datasets_dir), "male", "female", "memorize_<i>",
+            "a demo-world value (stripes, circle, red, ...)"]
 
 
 def concept_kind(target: str, datasets_dir: Path = DATASETS_DIR) -> str | None:
@@ -97,6 +132,8 @@ def concept_kind(target: str, datasets_dir: Path = DATASETS_DIR) -> str | None:
         return "gender"
     if MEMORIZE_PATTERN.match(target):
         return "memorize"
+    if demo_attribute(target):
+        return "demo"
     return None
 
 
@@ -164,6 +201,8 @@ def build_concept(
         for male, female in gender_pairs(datasets_dir):
             base, tgt = (male, female) if target == "male" else (female, male)
             pairs.append(PromptPair(f"a headshot of a {base}", f"a headshot of a {tgt}", rng.randrange(2**31)))
+    elif kind == "demo":
+        pairs = demo_pairs(demo_attribute(target), target, DEMO_PAIRS, seed)
     else:  # memorize
         prompts = _read_lines(_resolve_prompt_file(target_file or target, datasets_dir), "memorized prompts")
         if not prompts:

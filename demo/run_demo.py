@@ -1,0 +1,130 @@
+"""The whole demo in one command: discover a concept's skilled neurons, prune them, judge before/after.
+
+On the demo model (configs/quickstart.yaml: demo/model, CPU, no network) for one demo-world concept
+(--target, default stripes; any value of demo/world.py: a style, shape, colour, background or size):
+1. discover: record the FFN activation norms of the concept's prompt pairs (wanda/wanda.py's step);
+2. prune: unite the skilled weights of the first tau steps and save the mask (save_union_over_time's);
+3. judge: generate --eval_prompts scenes with the concept and as many without it, before and after
+   pruning (same captions, same seeds), and let the shipped judge name every attribute.
+Writes results/<model>/<target>/demo/: metrics.json (detection of the concept before/after, the other
+attributes' accuracy before/after, the pruned fraction), grid.png (rows: target before, target after,
+other before, other after) and config.yaml; the mask lands where step 3 puts it.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.config import REPO_ROOT, build_parser, concept_hyperparameters, resolve_config  # noqa: E402
+from utils.errors import UsageError, run_cli  # noqa: E402
+
+QUICKSTART = REPO_ROOT / "configs" / "quickstart.yaml"
+DEFAULT_TARGET = "stripes"
+
+
+def image_grid(rows: list[list], scale: int = 3, gap: int = 2):
+    """One PIL image: each inner list is a row of equally sized images, enlarged ``scale`` times."""
+    from PIL import Image
+
+    cell = rows[0][0].width * scale
+    columns = max(len(r) for r in rows)
+    canvas = Image.new("RGB", (columns * (cell + gap) - gap, len(rows) * (cell + gap) - gap), "white")
+    for y, row in enumerate(rows):
+        for x, image in enumerate(row):
+            canvas.paste(image.resize((cell, cell), Image.NEAREST), (x * (cell + gap), y * (cell + gap)))
+    return canvas
+
+
+def main(argv=None) -> dict:
+    """Parse ``argv``, run discover -> prune -> judge, write the results; return the metrics."""
+    parser = build_parser(__doc__.splitlines()[0], default_config=QUICKSTART)
+    parser.add_argument("--judge", default=None, help="judge weights (default: demo/judge.safetensors)")
+    parser.add_argument("--eval_prompts", type=int, default=32, help="scenes with the concept, and as many without it")
+    parser.add_argument("--grid_columns", type=int, default=8)
+    args = parser.parse_args(argv)
+    args.target = args.target or DEFAULT_TARGET
+    config = resolve_config(args)
+    from utils.concepts import concept_from_args, demo_attribute
+
+    concept = concept_from_args(args, config["seed"])
+    if concept.kind != "demo":
+        raise UsageError(f"--target {args.target!r} is not a demo-world value; pass a style, shape, colour, background or size of demo/world.py (e.g. stripes, circle)")
+    if args.eval_prompts < 1:
+        raise UsageError(f"--eval_prompts must be a positive integer, got {args.eval_prompts}")
+    from demo.judge import REPO_JUDGE
+
+    judge_path = Path(args.judge or REPO_JUDGE)
+    if not judge_path.is_file():
+        raise UsageError(f"judge {judge_path} does not exist; pass --judge with a file written by demo/judge.py")
+    skill_ratio, tau = concept_hyperparameters(config, concept.kind)
+    select_ratio = float(config["select_ratio"] or 0.0)
+    started = time.time()
+
+    import torch
+
+    from demo.judge import load_judge
+    from demo.measure import eval_scenes, evaluate
+    from utils.paths import concept_dir, run_name
+    from utils.pruning import apply_prune_mask
+    from utils.storage import save_image, write_text
+    from utils.workflow import Session, describe_mask, save_mask_and_export, save_run_config, setup_logging, union_for_concept
+
+    setup_logging()
+    session = Session(config)
+    if session.variant.component != "unet":
+        raise UsageError("the demo prunes UNet FFNs; use --hook_module unet or unet-ffn-1")
+    tau = session.effective_tau(tau)
+    judge = load_judge(judge_path)
+    attribute = demo_attribute(concept.name)
+    masks = union_for_concept(session, concept, skill_ratio, tau, select_ratio)
+    folder = concept_dir(config["res_path"], config["model_id"], concept.name)
+    mask_path = folder / "pruned" / run_name(skill_ratio, tau, select_ratio, session.variant.name) / "prune_mask.safetensors"
+    settings = {"targets": [concept.name], "skill_ratio": skill_ratio, "timesteps": tau, "select_ratio": select_ratio}
+    mask_meta = save_mask_and_export(session, masks, mask_path, settings, None)
+    print(describe_mask(mask_meta, mask_path))
+
+    targets, others = eval_scenes(attribute, concept.name, args.eval_prompts)
+    before, target_before, other_before = evaluate(session.pipe, judge, attribute, concept.name, targets, others, config)
+    originals = {name: module.weight.detach().clone() for name, module in session.modules.items()}
+    try:
+        apply_prune_mask(session.pipe, {f"{k}.weight": v for k, v in masks.items()}, "unet")
+        after, target_after, other_after = evaluate(session.pipe, judge, attribute, concept.name, targets, others, config)
+    finally:  # the session's pipeline is left as it was loaded
+        with torch.no_grad():
+            for name, module in session.modules.items():
+                module.weight.copy_(originals[name])
+
+    out = folder / "demo"
+    n = args.grid_columns
+    save_image(out / "grid.png", image_grid([target_before[:n], target_after[:n], other_before[:n], other_after[:n]]))
+    metrics = {
+        "concept": f"{attribute}={concept.name}",
+        "model_id": config["model_id"],
+        "skill_ratio": skill_ratio,
+        "timesteps": tau,
+        "pruned_weights": mask_meta["num_pruned"],
+        "pruned_fraction_of_unet": mask_meta["fraction_of_component"],
+        "eval_prompts": args.eval_prompts,
+        "before": before,
+        "after": after,
+        "mask": str(mask_path),
+        "seconds": round(time.time() - started, 1),
+        "rows_of_grid_png": ["target before", "target after", "other before", "other after"],
+    }
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    save_run_config(out, session.resolved_config(target=concept.name, eval_prompts=args.eval_prompts, judge=str(judge_path), **settings))
+    print(
+        f"{attribute}={concept.name}: detected in {100 * before['detection']:.0f}% of target images before, "
+        f"{100 * after['detection']:.0f}% after; other attributes {100 * before['other_accuracy']:.0f}% -> "
+        f"{100 * after['other_accuracy']:.0f}% right; {100 * metrics['pruned_fraction_of_unet']:.2f}% of UNet weights pruned"
+    )
+    print(f"wrote {out / 'metrics.json'} and {out / 'grid.png'}")
+    return metrics
+
+
+if __name__ == "__main__":
+    run_cli(main)
