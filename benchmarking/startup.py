@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted([*REPO.glob("wanda/*.py"), *REPO.glob("benchmarking/*.py")])
+SCRIPTS = sorted([*REPO.glob("wanda/*.py"), *REPO.glob("benchmarking/*.py"), REPO / "demo" / "run_demo.py"])
 # one input per script that its checks reject (exit code 2) before any model is touched
 BAD_INPUT = {
     "wanda": ["--target", "no-such-concept"],
@@ -26,6 +26,7 @@ BAD_INPUT = {
     "inference_mem": ["--target", "memorize_0", "--baseline", "sd"],
     "summarize": ["no-such-folder"],
     "speed": ["--random_arch", "tiny", "--pairs", "0"],
+    "run_demo": ["--target", "Van Gogh"],
 }
 
 

@@ -178,6 +178,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--snr_gamma", type=float, default=5.0, help="min-SNR loss weighting (0: plain epsilon MSE)")
     parser.add_argument("--save_every", type=float, default=0.0, help="minutes between checkpoints of the pipeline (0: only at the end)")
+    parser.add_argument("--init_from", default=None, help="a pipeline folder of this script whose UNet and text encoder training continues from")
     parser.add_argument("--vae_from", default=None, help="a pipeline folder whose trained VAE is reused instead of training one")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -199,6 +200,15 @@ def main(argv=None) -> dict:
     vocab_size = write_word_tokenizer(tok_dir)
     tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), model_max_length=MAX_TOKENS)
     vae, unet, text = build_models(args.arch, vocab_size, tokenizer, args.latent_channels)
+    steps_before = 0
+    if args.init_from:  # continue: the saved (EMA) UNet and the text encoder are the starting point
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        unet = UNet2DConditionModel.from_pretrained(args.init_from, subfolder="unet")
+        text = CLIPTextModel.from_pretrained(args.init_from, subfolder="text_encoder")
+        steps_before = int(json.loads((Path(args.init_from) / "training.json").read_text())["steps"])
+        log(f"continuing from {args.init_from} after {steps_before} steps")
     log(f"arch {args.arch}: unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, text {sum(p.numel() for p in text.parameters()) / 1e6:.2f} M")
     items = dataset(args.images, args.seed)
     images = images_tensor(items)
@@ -250,20 +260,21 @@ def main(argv=None) -> dict:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         with torch.no_grad():  # EMA with warm-up: early averages must not keep the random initialisation
-            decay = min(0.999, (1 + step) / (10 + step))
+            decay = min(0.999, (1 + step + steps_before) / (10 + step + steps_before))
             for e, p in zip(ema.parameters(), unet.parameters()):
                 e.lerp_(p, 1.0 - decay)
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         step += 1
         if step % 100 == 0:
-            log(f"step {step}: loss {running:.4f}")
+            log(f"step {steps_before + step}: loss {running:.4f}")
         if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
             save_pipeline(out, vae, text, tokenizer, ema)
-            (out / "training.json").write_text(json.dumps({"arch": args.arch, "steps": step, "final_loss": running, "checkpoint": True}))
+            (out / "training.json").write_text(json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": running, "checkpoint": True}))
             last_save = time.time()
             log(f"checkpoint saved at step {step}")
     save_pipeline(out, vae, text, tokenizer, ema)
-    report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": step, "batch": args.batch,
+    report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": steps_before + step,
+              "init_from": args.init_from, "steps_this_run": step, "batch": args.batch,
               "final_loss": running, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma,
               "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
               "ffn_layers": sum(1 for n, _ in unet.named_modules() if n.endswith("ff.net.2"))}

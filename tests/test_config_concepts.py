@@ -107,7 +107,7 @@ def test_quickstart_config_differs_from_the_defaults_only_in_model_and_sampling_
     quick = load_yaml_config(REPO_ROOT / "configs" / "quickstart.yaml")
     changed = {k for k in defaults if defaults[k] != quick[k]}
     assert set(quick) == set(defaults)
-    assert changed == {"model_id", "num_inference_steps", "guidance_scale", "batch_size"}
+    assert changed == {"model_id", "num_inference_steps", "guidance_scale", "batch_size", "num_images"}
     assert quick["model_id"] == "demo/model" and (REPO_ROOT / "demo" / "model" / "model_index.json").is_file()
 
 

@@ -1,9 +1,14 @@
-"""The demo world (issue 5, in progress): deterministic rendering, captions, tokenizer, concept pairs."""
+"""The embedded demo: the world's rendering and captions, the tokenizer, the judge, the shipped model
+and its measured erasure (the CI erasure test)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 
 from demo.world import ATTRIBUTES, SHAPES, STYLES, Scene, dataset, render
+from utils.config import REPO_ROOT
 
 
 def test_rendering_is_a_pure_function_of_the_scene_and_seed():
@@ -46,3 +51,58 @@ def test_the_shipped_judge_names_every_attribute_of_ground_truth_images():
     images, labels = rendered(300, seed=12345)
     accuracy = accuracies(load_judge(REPO_JUDGE), images, labels)
     assert min(accuracy.values()) >= 0.98, accuracy
+
+
+DEMO_MODEL = REPO_ROOT / "demo" / "model"
+DEMO_CONFIG = {"num_inference_steps": 20, "guidance_scale": 5.0, "batch_size": 32}
+
+
+def test_the_shipped_model_loads_offline_with_standard_classes_and_draws_what_it_is_asked(monkeypatch):
+    import torch
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from demo.judge import REPO_JUDGE, load_judge
+    from demo.measure import generation_accuracy
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(0)
+    pipe = StableDiffusionPipeline.from_pretrained(str(DEMO_MODEL), local_files_only=True)
+    assert (type(pipe.unet), type(pipe.vae), type(pipe.text_encoder), type(pipe.tokenizer)) == (UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer)
+    assert sum(f.stat().st_size for f in DEMO_MODEL.rglob("*") if f.is_file()) <= 25e6
+    accuracy = generation_accuracy(pipe, load_judge(REPO_JUDGE), GENERATIONS, DEMO_CONFIG)
+    assert accuracy == pytest.approx(MEASURED_GENERATION_ACCURACY, abs=2 / GENERATIONS), accuracy
+    assert min(accuracy.values()) >= 0.85
+
+
+def test_the_demo_erases_the_concept_and_keeps_the_rest(tmp_path):
+    """The CI erasure test: demo/run_demo.py on the shipped model, numbers as measured (demo/README.md)."""
+    from conftest import load_script
+
+    metrics = load_script("run_demo", "demo").main(["--res_path", str(tmp_path), "--eval_prompts", str(ERASURE_PROMPTS)])
+    out = tmp_path / "model" / "stripes" / "demo"
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert (out / "grid.png").is_file() and (out / "config.yaml").is_file()
+    before, after = metrics["before"], metrics["after"]
+    tolerance = 1.5 / ERASURE_PROMPTS  # one image either way: float sums differ with the thread count
+    assert before["detection"] == pytest.approx(MEASURED_ERASURE["before"], abs=tolerance)
+    assert after["detection"] == pytest.approx(MEASURED_ERASURE["after"], abs=tolerance)
+    assert after["other_accuracy"] == pytest.approx(MEASURED_ERASURE["other_after"], abs=tolerance)
+    assert metrics["pruned_fraction_of_unet"] == pytest.approx(MEASURED_ERASURE["pruned_fraction"], rel=0.02)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--target", "Van Gogh"], "is not a demo-world value"),
+    (["--judge", "/no/judge.safetensors"], "judge /no/judge.safetensors does not exist"),
+    (["--eval_prompts", "0"], "--eval_prompts must be a positive integer"),
+    (["--model_id", "/no/such/model"], "does not exist"),
+])
+def test_the_demo_refuses_bad_input_in_one_sentence(argv, message, tmp_path, capsys):
+    from conftest import run_script
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("run_demo", argv + ["--res_path", str(tmp_path / "r")], folder="demo")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and err.count("\n") == 0
+    assert not (tmp_path / "r").exists()

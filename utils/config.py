@@ -65,7 +65,7 @@ def build_parser(
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default=str(default_config), help="YAML file of defaults")
     if concept_args == "single":
-        parser.add_argument("--target", default=None, help="concept to erase, e.g. 'Van Gogh', naked, parachute, male")
+        parser.add_argument("--target", default=None, help="concept to erase, e.g. 'Van Gogh', naked, parachute, male; on the demo model a demo-world value: stripes, circle, ...")
         parser.add_argument("--target_file", default=None, help="memorize_i prompts: a file or a name in datasets/")
         parser.add_argument("--base_prompts", default=None, help="custom concept: file of base prompts, one a line")
         parser.add_argument("--target_prompts", default=None, help="custom concept: file of target prompts, one a line")
