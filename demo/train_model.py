@@ -176,6 +176,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latent_channels", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--offset_noise", type=float, default=0.3,
+                        help="std of a per-channel constant added to the training noise, so that the initial noise's mean cannot decide the background")
     parser.add_argument("--snr_gamma", type=float, default=5.0, help="min-SNR loss weighting (0: plain epsilon MSE)")
     parser.add_argument("--save_every", type=float, default=0.0, help="minutes between checkpoints of the pipeline (0: only at the end)")
     parser.add_argument("--init_from", default=None, help="a pipeline folder of this script whose UNet and text encoder training continues from")
@@ -248,6 +250,8 @@ def main(argv=None) -> dict:
         tokens[drop] = empty
         x0 = latents[idx]
         noise = torch.randn(x0.shape, generator=generator)
+        if args.offset_noise > 0:  # offset noise (Guttenberg 2023): with 16x16 latents the mean of pure noise otherwise predicts the background
+            noise = noise + args.offset_noise * torch.randn(x0.shape[0], x0.shape[1], 1, 1, generator=generator)
         t = torch.randint(0, 1000, (args.batch,), generator=generator)
         noisy = scheduler.add_noise(x0, noise, t)
         pred = unet(noisy, t, encoder_hidden_states=text(tokens)[0]).sample
@@ -271,11 +275,11 @@ def main(argv=None) -> dict:
             save_pipeline(out, vae, text, tokenizer, ema)
             (out / "training.json").write_text(json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": running, "checkpoint": True}))
             last_save = time.time()
-            log(f"checkpoint saved at step {step}")
+            log(f"checkpoint saved at step {steps_before + step}")
     save_pipeline(out, vae, text, tokenizer, ema)
     report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": steps_before + step,
               "init_from": args.init_from, "steps_this_run": step, "batch": args.batch,
-              "final_loss": running, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma,
+              "final_loss": running, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma, "offset_noise": args.offset_noise,
               "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
               "ffn_layers": sum(1 for n, _ in unet.named_modules() if n.endswith("ff.net.2"))}
     (out / "training.json").write_text(json.dumps(report, indent=2))
