@@ -37,7 +37,7 @@ def concept_table(pipe, judge, modules, attribute: str, value: str, args, config
     from utils.skilled import union_masks
 
     weights = {name: m.weight.detach().clone() for name, m in modules.items()}
-    norms = record_norms(pipe, concept_pairs(attribute, value, args.pairs, seed=args.seed), config, get_variant("unet"), None)
+    norms = record_norms(pipe, concept_pairs(attribute, value, args.pairs, seed=args.seed), config, get_variant(args.hook_module), None)
     calls = count_unet_calls(pipe, args.num_inference_steps)
     targets, others = eval_scenes(attribute, value, args.eval_prompts)
     total = sum(p.numel() for p in pipe.unet.parameters())
@@ -86,6 +86,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--guidance_scale", type=float, default=5.0)
     parser.add_argument("--skill_ratios", type=float, nargs="+", default=[0.01, 0.02, 0.05, 0.1])
     parser.add_argument("--taus", nargs="+", default=["5", "10", "all"])
+    parser.add_argument("--hook_module", choices=["unet", "unet-ffn-1"], default="unet", help="ff.net.2 (the paper) or ff.net.0.proj")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -97,7 +98,7 @@ def main(argv=None) -> dict:
     pipe = load_pipeline(args.model, torch.device("cpu"), torch.float32)
     judge = load_judge(args.judge)
     config = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale, "batch_size": 32}
-    modules = select_modules(pipe.unet, get_variant("unet"))
+    modules = select_modules(pipe.unet, get_variant(args.hook_module))
     quality = generation_accuracy(pipe, judge, args.quality_prompts, config) if args.quality_prompts else {}
     print(f"judge accuracy on {args.quality_prompts} generations: {quality}", flush=True)
     report = {"model": args.model, "settings": vars(args), "generation_accuracy": quality, "tables": {}}
