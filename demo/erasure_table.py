@@ -30,37 +30,30 @@ def concept_pairs(attribute: str, value: str, count: int, seed: int):
 
 
 def concept_table(pipe, judge, modules, attribute: str, value: str, args, config) -> list[dict]:
-    """Rows of one concept's table: "before", then one per skill_ratio x tau (the model is restored after)."""
+    """Rows of one concept's table: "before", then one per skill_ratio x tau (each mask only while it is judged)."""
     from neuron_receivers.hook_variants import get_variant
     from utils.generation import count_unet_calls
+    from utils.pruning import masked_weights
     from utils.recording import record_norms
     from utils.skilled import union_masks
 
-    weights = {name: m.weight.detach().clone() for name, m in modules.items()}
+    weights = {name: m.weight.detach() for name, m in modules.items()}  # unpruned outside masked_weights
     norms = record_norms(pipe, concept_pairs(attribute, value, args.pairs, seed=args.seed), config, get_variant(args.hook_module), None)
     calls = count_unet_calls(pipe, args.num_inference_steps)
     targets, others = eval_scenes(attribute, value, args.eval_prompts)
     total = sum(p.numel() for p in pipe.unet.parameters())
     rows = [{"skill_ratio": None, "tau": None, "pruned_fraction": 0.0, **evaluate(pipe, judge, attribute, value, targets, others, config)[0]}]
     print(f"{attribute}={value} before: detection {rows[0]['detection']:.2f}, other accuracy {rows[0]['other_accuracy']:.2f}", flush=True)
-    try:
-        for ratio in args.skill_ratios:
-            for tau_text in args.taus:
-                tau = calls if tau_text == "all" else min(int(tau_text), calls)
-                masks = union_masks(weights, norms, ratio, tau)
-                with torch.no_grad():
-                    for name, module in modules.items():
-                        module.weight.copy_(weights[name]).masked_fill_(masks[name], 0.0)
-                pruned = sum(int(m.sum()) for m in masks.values())
-                row = {"skill_ratio": ratio, "tau": tau_text, "pruned_fraction": pruned / total,
-                       **evaluate(pipe, judge, attribute, value, targets, others, config)[0]}
-                rows.append(row)
-                print(f"sr {ratio} tau {tau_text}: {100 * row['pruned_fraction']:.2f}% pruned, detection {row['detection']:.2f}, "
-                      f"other accuracy {row['other_accuracy']:.2f}", flush=True)
-    finally:
-        with torch.no_grad():
-            for name, module in modules.items():
-                module.weight.copy_(weights[name])
+    for ratio in args.skill_ratios:
+        for tau_text in args.taus:
+            tau = calls if tau_text == "all" else min(int(tau_text), calls)
+            masks = union_masks(weights, norms, ratio, tau)
+            with masked_weights(modules, masks):
+                scores = evaluate(pipe, judge, attribute, value, targets, others, config)[0]
+            row = {"skill_ratio": ratio, "tau": tau_text, "pruned_fraction": sum(int(m.sum()) for m in masks.values()) / total, **scores}
+            rows.append(row)
+            print(f"sr {ratio} tau {tau_text}: {100 * row['pruned_fraction']:.2f}% pruned, detection {row['detection']:.2f}, "
+                  f"other accuracy {row['other_accuracy']:.2f}", flush=True)
     return rows
 
 

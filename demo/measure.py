@@ -43,26 +43,22 @@ def judge_images(judge, images) -> dict[str, torch.Tensor]:
     return predict(judge, to_tensor(np.stack([np.asarray(im.convert("RGB")) for im in images])))
 
 
+def accuracy_per_attribute(predicted: dict[str, torch.Tensor], scenes, names) -> dict[str, float]:
+    """Attribute -> the fraction of ``scenes`` (scene, seed) whose attribute the judge's ``predicted`` names right."""
+    return {name: float(np.mean([int(p) == scene.labels()[name] for p, (scene, _) in zip(predicted[name], scenes)])) for name in names}
+
+
 def score(judge, attribute: str, value: str, target_images, targets, other_images, others) -> dict[str, Any]:
     """Detection of ``value`` on the target images and per-attribute accuracy on the other images."""
-    index = ATTRIBUTES[attribute].index(value)
-    detected = judge_images(judge, target_images)[attribute]
-    predicted = judge_images(judge, other_images)
-    accuracy = {
-        name: float(np.mean([int(predicted[name][i]) == scene.labels()[name] for i, (scene, _) in enumerate(others)]))
-        for name in ATTRIBUTES
-        if name != attribute
-    }
-    target_accuracy = {  # the target images' other attributes: does the concept's removal keep the rest of the scene?
-        name: float(np.mean([int(p) == scene.labels()[name] for p, (scene, _) in zip(judge_images(judge, target_images)[name], targets)]))
-        for name in ATTRIBUTES
-        if name != attribute
-    }
+    rest = [name for name in ATTRIBUTES if name != attribute]
+    on_targets = judge_images(judge, target_images)
+    accuracy = accuracy_per_attribute(judge_images(judge, other_images), others, rest)
     return {
-        "detection": float((detected == index).float().mean()),
+        "detection": float((on_targets[attribute] == ATTRIBUTES[attribute].index(value)).float().mean()),
         "other_accuracy": float(np.mean(list(accuracy.values()))),
         "other_accuracy_per_attribute": accuracy,
-        "target_other_attributes_accuracy": target_accuracy,
+        # the target images' other attributes: does the concept's removal keep the rest of the scene?
+        "target_other_attributes_accuracy": accuracy_per_attribute(on_targets, targets, rest),
     }
 
 
@@ -76,5 +72,4 @@ def evaluate(pipe, judge, attribute: str, value: str, targets, others, config: d
 def generation_accuracy(pipe, judge, count: int, config: dict[str, Any], seed: int = 400) -> dict[str, float]:
     """The judge's accuracy per attribute on ``count`` generations of random scenes (the model's quality)."""
     scenes = dataset(count, seed)
-    predicted = judge_images(judge, generate(pipe, scenes, config))
-    return {name: float(np.mean([int(predicted[name][i]) == s.labels()[name] for i, (s, _) in enumerate(scenes)])) for name in ATTRIBUTES}
+    return accuracy_per_attribute(judge_images(judge, generate(pipe, scenes, config)), scenes, ATTRIBUTES)

@@ -64,12 +64,10 @@ def main(argv=None) -> dict:
     select_ratio = float(config["select_ratio"] or 0.0)
     started = time.time()
 
-    import torch
-
     from demo.judge import load_judge
     from demo.measure import eval_scenes, evaluate
     from utils.paths import concept_dir, run_name
-    from utils.pruning import apply_prune_mask
+    from utils.pruning import masked_weights
     from utils.storage import save_image, write_text
     from utils.workflow import Session, describe_mask, save_mask_and_export, save_run_config, setup_logging, union_for_concept
 
@@ -89,14 +87,8 @@ def main(argv=None) -> dict:
 
     targets, others = eval_scenes(attribute, concept.name, args.eval_prompts)
     before, target_before, other_before = evaluate(session.pipe, judge, attribute, concept.name, targets, others, config)
-    originals = {name: module.weight.detach().clone() for name, module in session.modules.items()}
-    try:
-        apply_prune_mask(session.pipe, {f"{k}.weight": v for k, v in masks.items()}, "unet")
+    with masked_weights(session.modules, masks):  # the session's pipeline is left as it was loaded
         after, target_after, other_after = evaluate(session.pipe, judge, attribute, concept.name, targets, others, config)
-    finally:  # the session's pipeline is left as it was loaded
-        with torch.no_grad():
-            for name, module in session.modules.items():
-                module.weight.copy_(originals[name])
 
     out = folder / "demo"
     n = args.grid_columns

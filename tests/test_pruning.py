@@ -82,3 +82,22 @@ def test_mask_for_another_model_is_refused(tiny_sd_dir, mini_sd_dir, tmp_path):
         apply_prune_mask(mini, path)
     with pytest.raises(UsageError, match="does not exist"):
         apply_prune_mask(mini, tmp_path / "missing.safetensors")
+
+
+def test_masked_weights_zero_inside_the_block_and_restore_after_an_error():
+    import pytest
+    import torch
+
+    from utils.pruning import masked_weights
+
+    torch.manual_seed(0)
+    modules = {"a": torch.nn.Linear(4, 3), "b": torch.nn.Linear(4, 3)}
+    before = {k: m.weight.detach().clone() for k, m in modules.items()}
+    mask = torch.zeros(3, 4, dtype=torch.bool)
+    mask[1, 2] = mask[0, 0] = True
+    with pytest.raises(RuntimeError):
+        with masked_weights(modules, {"a": mask}):
+            assert torch.equal(modules["a"].weight, before["a"].masked_fill(mask, 0))
+            assert torch.equal(modules["b"].weight, before["b"])  # layers without a mask are untouched
+            raise RuntimeError("judge failed")
+    assert all(torch.equal(modules[k].weight, before[k]) for k in modules)

@@ -14,8 +14,9 @@ Loading a pruned pipeline::
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -49,6 +50,25 @@ def load_prune_mask(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not path.is_file():
         raise UsageError(f"prune mask {path} does not exist; run wanda/save_union_over_time.py first or pass an existing file")
     return load_tensors(path)
+
+
+@contextmanager
+def masked_weights(modules: dict[str, torch.nn.Module], masks: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Within the block, each layer of ``modules`` computes with its weight zeroed where ``masks[layer]``
+    is True; the original weights are back afterwards, also after an error.
+
+    modules: layer -> Linear (e.g. a Session's ``modules``); masks: layer -> bool mask of the weight's shape.
+    """
+    originals = {layer: modules[layer].weight.detach().clone() for layer in masks}
+    try:
+        with torch.no_grad():
+            for layer, mask in masks.items():
+                modules[layer].weight.masked_fill_(mask.to(modules[layer].weight.device), 0)
+        yield
+    finally:
+        with torch.no_grad():
+            for layer, original in originals.items():
+                modules[layer].weight.copy_(original)
 
 
 @torch.no_grad()
