@@ -12,6 +12,7 @@ python demo/train_model.py --arch sd1 --minutes 45 --out models/demo-sd1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import sys
@@ -135,6 +136,40 @@ def train_vae(vae, images: torch.Tensor, steps: int, log) -> float:
     return loss.item()
 
 
+class FFNSparsity:
+    """Hoyer sparsity of the FFN hidden activations (the inputs of every ``ff.net.2``, which
+    ConceptPrune scores): per token, ||x||_1 / (||x||_2 sqrt(d)), in [1/sqrt(d), 1], 1 when dense.
+
+    Scale-invariant, so the network cannot satisfy it by shrinking activations and growing weights.
+    Use as a context manager around training; ``take()`` returns the mean measure of the forward
+    passes since the last call (a differentiable scalar) and clears it. Hooks are removed on exit.
+    """
+
+    def __init__(self, unet: nn.Module):
+        self.modules = [m for n, m in unet.named_modules() if n.endswith("ff.net.2")]
+        self.values: list[torch.Tensor] = []
+        self.handles: list = []
+
+    def _record(self, module, inputs) -> None:
+        x = inputs[0]
+        self.values.append((x.abs().sum(-1) / (x.norm(dim=-1) * x.shape[-1] ** 0.5 + 1e-6)).mean())
+
+    def __enter__(self) -> "FFNSparsity":
+        self.handles = [m.register_forward_pre_hook(self._record) for m in self.modules]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+    def take(self) -> torch.Tensor:
+        """Mean Hoyer measure over the recorded FFNs (0 when none were recorded)."""
+        value = torch.stack(self.values).mean() if self.values else torch.zeros(())
+        self.values = []
+        return value
+
+
 @torch.no_grad()
 def encode_all(vae, images: torch.Tensor) -> torch.Tensor:
     """Posterior means of all images, [n, latent_channels, 16, 16]."""
@@ -178,6 +213,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--offset_noise", type=float, default=0.3,
                         help="std of a per-channel constant added to the training noise, so that the initial noise's mean cannot decide the background")
+    parser.add_argument("--ffn_sparsity", type=float, default=0.0,
+                        help="weight of a Hoyer sparsity penalty on the FFN hidden activations (0: none); a generic regulariser, not concept-specific")
     parser.add_argument("--snr_gamma", type=float, default=5.0, help="min-SNR loss weighting (0: plain epsilon MSE)")
     parser.add_argument("--save_every", type=float, default=0.0, help="minutes between checkpoints of the pipeline (0: only at the end)")
     parser.add_argument("--init_from", default=None, help="a pipeline folder of this script whose UNet and text encoder training continues from")
@@ -243,43 +280,51 @@ def main(argv=None) -> dict:
     unet.train()
     text.train()
     step, deadline, running, last_save = 0, time.time() + 60 * args.minutes, None, time.time()
-    while time.time() < deadline:
-        idx = torch.randint(len(latents), (args.batch,), generator=generator)
-        tokens = ids[idx].clone()
-        drop = torch.rand(args.batch, generator=generator) < 0.1
-        tokens[drop] = empty
-        x0 = latents[idx]
-        noise = torch.randn(x0.shape, generator=generator)
-        if args.offset_noise > 0:  # offset noise (Guttenberg 2023): with 16x16 latents the mean of pure noise otherwise predicts the background
-            noise = noise + args.offset_noise * torch.randn(x0.shape[0], x0.shape[1], 1, 1, generator=generator)
-        t = torch.randint(0, 1000, (args.batch,), generator=generator)
-        noisy = scheduler.add_noise(x0, noise, t)
-        pred = unet(noisy, t, encoder_hidden_states=text(tokens)[0]).sample
-        per_image = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
-        if args.snr_gamma > 0:  # min-SNR-gamma weighting (Hang et al. 2023) for epsilon prediction
-            per_image = per_image * (snr[t].clamp(max=args.snr_gamma) / snr[t])
-        loss = per_image.mean()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        with torch.no_grad():  # EMA with warm-up: early averages must not keep the random initialisation
-            decay = min(0.999, (1 + step + steps_before) / (10 + step + steps_before))
-            for e, p in zip(ema.parameters(), unet.parameters()):
-                e.lerp_(p, 1.0 - decay)
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        step += 1
-        if step % 100 == 0:
-            log(f"step {steps_before + step}: loss {running:.4f}")
-        if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
-            save_pipeline(out, vae, text, tokenizer, ema)
-            (out / "training.json").write_text(json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": running, "checkpoint": True}))
-            last_save = time.time()
-            log(f"checkpoint saved at step {steps_before + step}")
+    hoyer = None
+    with FFNSparsity(unet) if args.ffn_sparsity > 0 else contextlib.nullcontext() as sparsity:
+        while time.time() < deadline:
+            idx = torch.randint(len(latents), (args.batch,), generator=generator)
+            tokens = ids[idx].clone()
+            drop = torch.rand(args.batch, generator=generator) < 0.1
+            tokens[drop] = empty
+            x0 = latents[idx]
+            noise = torch.randn(x0.shape, generator=generator)
+            if args.offset_noise > 0:  # offset noise (Guttenberg 2023): with 16x16 latents the mean of pure noise otherwise predicts the background
+                noise = noise + args.offset_noise * torch.randn(x0.shape[0], x0.shape[1], 1, 1, generator=generator)
+            t = torch.randint(0, 1000, (args.batch,), generator=generator)
+            noisy = scheduler.add_noise(x0, noise, t)
+            pred = unet(noisy, t, encoder_hidden_states=text(tokens)[0]).sample
+            per_image = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
+            if args.snr_gamma > 0:  # min-SNR-gamma weighting (Hang et al. 2023) for epsilon prediction
+                per_image = per_image * (snr[t].clamp(max=args.snr_gamma) / snr[t])
+            loss = per_image.mean()
+            total = loss
+            if sparsity is not None:
+                measure = sparsity.take()
+                total = loss + args.ffn_sparsity * measure
+                hoyer = measure.item() if hoyer is None else 0.98 * hoyer + 0.02 * measure.item()
+            optimizer.zero_grad()
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            with torch.no_grad():  # EMA with warm-up: early averages must not keep the random initialisation
+                decay = min(0.999, (1 + step + steps_before) / (10 + step + steps_before))
+                for e, p in zip(ema.parameters(), unet.parameters()):
+                    e.lerp_(p, 1.0 - decay)
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            step += 1
+            if step % 100 == 0:
+                log(f"step {steps_before + step}: loss {running:.4f}" + (f", ffn hoyer {hoyer:.3f}" if hoyer is not None else ""))
+            if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
+                save_pipeline(out, vae, text, tokenizer, ema)
+                (out / "training.json").write_text(json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": running, "checkpoint": True}))
+                last_save = time.time()
+                log(f"checkpoint saved at step {steps_before + step}")
     save_pipeline(out, vae, text, tokenizer, ema)
     report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": steps_before + step,
               "init_from": args.init_from, "steps_this_run": step, "batch": args.batch,
               "final_loss": running, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma, "offset_noise": args.offset_noise,
+              "ffn_sparsity": args.ffn_sparsity, "ffn_hoyer": hoyer,
               "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
               "ffn_layers": sum(1 for n, _ in unet.named_modules() if n.endswith("ff.net.2"))}
     (out / "training.json").write_text(json.dumps(report, indent=2))

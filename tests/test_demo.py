@@ -113,3 +113,41 @@ def test_the_demo_refuses_bad_input_in_one_sentence(argv, message, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and err.count("\n") == 0
     assert not (tmp_path / "r").exists()
+
+
+def test_ffn_sparsity_measures_hoyer_sparsity_of_ff_net_2_inputs_and_removes_its_hooks():
+    import torch
+    from torch import nn
+
+    from demo.train_model import FFNSparsity
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ff = nn.Module()
+            self.ff.net = nn.ModuleList([nn.Identity(), nn.Identity(), nn.Linear(16, 4)])
+
+        def forward(self, x):
+            for layer in self.ff.net:
+                x = layer(x)
+            return x
+
+    model = nn.Sequential(Block(), nn.Linear(4, 4), nn.Linear(4, 16), Block())
+    dense = torch.full((2, 3, 16), 0.5, requires_grad=True)
+    one_hot = torch.zeros(2, 3, 16)
+    one_hot[..., 5] = 3.0
+    with FFNSparsity(model) as sparsity:
+        assert len(sparsity.modules) == 2
+        model[0](dense)
+        assert sparsity.take().item() == pytest.approx(1.0, abs=1e-5)  # dense: ||x||_1 = ||x||_2 sqrt(d)
+        model[0](one_hot)
+        assert sparsity.take().item() == pytest.approx(1 / 4, abs=1e-5)  # one-hot: 1 / sqrt(16)
+        model[0](dense)
+        model[3](one_hot)
+        value = sparsity.take()
+        assert value.item() == pytest.approx((1.0 + 0.25) / 2, abs=1e-5)
+        value.backward()
+        assert dense.grad is not None
+        assert sparsity.take().item() == 0.0  # take() clears
+    model[0](dense)
+    assert sparsity.values == []  # hooks are gone
