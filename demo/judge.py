@@ -74,6 +74,29 @@ def accuracies(judge: Judge, images: torch.Tensor, labels: dict[str, torch.Tenso
     return {name: float((predicted[name] == labels[name]).float().mean()) for name in ATTRIBUTES}
 
 
+def degrade(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mild blur (on half of the images) and pixel noise: the softness of decoded generations,
+    so that the judge reads textures through it. [n, 3, 32, 32] in [0, 1] -> the same shape."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    n = len(images)
+    sigma = float(torch.empty(()).uniform_(0.3, 0.7, generator=generator))
+    blurred = gaussian_blur(images, kernel_size=5, sigma=sigma)
+    images = torch.where((torch.rand(n, generator=generator) < 0.5)[:, None, None, None], blurred, images)
+    noise = torch.rand(n, 1, 1, 1, generator=generator) * 0.04 * torch.randn(images.shape, generator=generator)
+    return (images + noise).clamp(0, 1)
+
+
+@torch.no_grad()
+def reconstruct(vae_folder: str | Path, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Images [n, 3, 32, 32] in [0, 1] passed through the AutoencoderKL of a pipeline folder (posterior mean)."""
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(str(vae_folder), subfolder="vae").eval()
+    out = [vae.decode(vae.encode(images[i : i + batch] * 2 - 1).latent_dist.mean).sample for i in range(0, len(images), batch)]
+    return ((torch.cat(out) + 1) / 2).clamp(0, 1)
+
+
 def load_judge(path: str | Path) -> Judge:
     """The trained judge from its safetensors file."""
     from utils.storage import load_tensors
@@ -91,11 +114,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--width", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--augment", action="store_true", help="train on mildly blurred and noisy images as well (see degrade)")
+    parser.add_argument("--vae_from", default=None,
+                        help="a pipeline folder: half of the training images are replaced by their reconstructions through its VAE (labels unchanged)")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     start = time.time()
     train_x, train_y = rendered(args.train_images, args.seed)
     test_x, test_y = rendered(4000, args.seed + 1)
+    if args.vae_from:  # the decoder's domain with the ground truth's labels
+        half = args.train_images // 2
+        train_x = torch.cat([reconstruct(args.vae_from, train_x[:half]), train_x[half:]])
+        recon_x = reconstruct(args.vae_from, test_x)
+        print(f"reconstructed {half} training images with {args.vae_from} ({time.time() - start:.0f} s)", flush=True)
     judge = Judge(args.width)
     optimizer = torch.optim.AdamW(judge.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = args.epochs * (args.train_images // 128)
@@ -106,17 +137,23 @@ def main(argv=None) -> dict:
         order = torch.randperm(args.train_images, generator=generator)
         for i in range(0, args.train_images - 127, 128):
             idx = order[i : i + 128]
-            logits = judge(train_x[idx])
+            batch = degrade(train_x[idx], generator) if args.augment else train_x[idx]
+            logits = judge(batch)
             loss = sum(nn.functional.cross_entropy(logits[n], train_y[n][idx]) for n in ATTRIBUTES)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
         acc = accuracies(judge, test_x, test_y)
-        print(f"epoch {epoch + 1}: loss {loss.item():.4f} held-out accuracy " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()), flush=True)
+        print(f"epoch {epoch + 1}: loss {loss.item():.4f} held-out accuracy " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()), flush=True)
+    extra = {}
+    if args.vae_from:
+        extra["reconstruction_accuracy"] = accuracies(judge, recon_x, test_y)
+        print(f"held-out reconstructions through {args.vae_from}: {extra['reconstruction_accuracy']}", flush=True)
     from utils.storage import save_tensors
 
-    meta = {"width": args.width, "train_images": args.train_images, "epochs": args.epochs, "seed": args.seed, "accuracy": acc, "train_seconds": time.time() - start}
+    meta = {"width": args.width, "train_images": args.train_images, "epochs": args.epochs, "seed": args.seed, "augment": args.augment,
+            "vae_from": args.vae_from, "accuracy": acc, **extra, "train_seconds": time.time() - start}
     save_tensors(args.out, judge.state_dict(), meta)
     print(json.dumps(meta, indent=2))
     return meta

@@ -136,23 +136,38 @@ def train_vae(vae, images: torch.Tensor, steps: int, log) -> float:
     return loss.item()
 
 
-class FFNSparsity:
-    """Hoyer sparsity of the FFN hidden activations (the inputs of every ``ff.net.2``, which
-    ConceptPrune scores): per token, ||x||_1 / (||x||_2 sqrt(d)), in [1/sqrt(d), 1], 1 when dense.
+def hoyer(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Hoyer measure ||x||_1 / (||x||_2 sqrt(n)) along ``dim`` (n entries): 1 when all are equal in size,
+    1/sqrt(n) when one is non-zero."""
+    return x.abs().sum(dim) / (x.norm(dim=dim) * x.shape[dim] ** 0.5 + 1e-6)
 
-    Scale-invariant, so the network cannot satisfy it by shrinking activations and growing weights.
-    Use as a context manager around training; ``take()`` returns the mean measure of the forward
-    passes since the last call (a differentiable scalar) and clears it. Hooks are removed on exit.
+
+class FFNSparsity:
+    """Two sparsity measures of the FFN hidden activations (the inputs of every ``ff.net.2``, which
+    ConceptPrune scores), both scale-invariant Hoyer measures (1 = dense), recorded in the forward pass:
+
+    - population: per token, across the neurons (few neurons fire at a place);
+    - selectivity: per neuron, its mean |activation| over an image's tokens, across the images of a
+      group (a neuron fires for few images). ``groups`` consecutive slices of the batch are measured
+      apart, so that a training batch whose groups share a timestep asks neurons to be selective for
+      content, not for the noise level.
+
+    Use as a context manager around training; ``take()`` returns (population, selectivity) means of the
+    forward passes since its last call, as differentiable scalars, and clears them. Hooks are removed on exit.
     """
 
-    def __init__(self, unet: nn.Module):
+    def __init__(self, unet: nn.Module, groups: int = 1):
         self.modules = [m for n, m in unet.named_modules() if n.endswith("ff.net.2")]
-        self.values: list[torch.Tensor] = []
+        self.groups = groups
+        self.population: list[torch.Tensor] = []
+        self.selectivity: list[torch.Tensor] = []
         self.handles: list = []
 
     def _record(self, module, inputs) -> None:
-        x = inputs[0]
-        self.values.append((x.abs().sum(-1) / (x.norm(dim=-1) * x.shape[-1] ** 0.5 + 1e-6)).mean())
+        x = inputs[0]  # [batch, tokens, neurons]
+        self.population.append(hoyer(x, -1).mean())
+        per_image = x.abs().mean(1)  # [batch, neurons]
+        self.selectivity.append(hoyer(per_image.reshape(self.groups, -1, per_image.shape[-1]), 1).mean())
 
     def __enter__(self) -> "FFNSparsity":
         self.handles = [m.register_forward_pre_hook(self._record) for m in self.modules]
@@ -163,11 +178,11 @@ class FFNSparsity:
             handle.remove()
         self.handles = []
 
-    def take(self) -> torch.Tensor:
-        """Mean Hoyer measure over the recorded FFNs (0 when none were recorded)."""
-        value = torch.stack(self.values).mean() if self.values else torch.zeros(())
-        self.values = []
-        return value
+    def take(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(population, selectivity): mean Hoyer measures over the recorded FFNs (zeros when none were recorded)."""
+        out = tuple(torch.stack(v).mean() if v else torch.zeros(()) for v in (self.population, self.selectivity))
+        self.population, self.selectivity = [], []
+        return out
 
 
 @torch.no_grad()
@@ -214,7 +229,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--offset_noise", type=float, default=0.3,
                         help="std of a per-channel constant added to the training noise, so that the initial noise's mean cannot decide the background")
     parser.add_argument("--ffn_sparsity", type=float, default=0.0,
-                        help="weight of a Hoyer sparsity penalty on the FFN hidden activations (0: none); a generic regulariser, not concept-specific")
+                        help="weight of a Hoyer sparsity penalty on the FFN hidden activations, per token across neurons (0: none); a generic regulariser, not concept-specific")
+    parser.add_argument("--ffn_selectivity", type=float, default=0.0,
+                        help="weight of a Hoyer penalty per FFN neuron across the images of a batch group (0: none): neurons that fire for few images; generic, not concept-specific")
+    parser.add_argument("--t_groups", type=int, default=8, help="with --ffn_selectivity: the batch is this many groups of images that share a timestep")
     parser.add_argument("--snr_gamma", type=float, default=5.0, help="min-SNR loss weighting (0: plain epsilon MSE)")
     parser.add_argument("--save_every", type=float, default=0.0, help="minutes between checkpoints of the pipeline (0: only at the end)")
     parser.add_argument("--init_from", default=None, help="a pipeline folder of this script whose UNet and text encoder training continues from")
@@ -280,8 +298,10 @@ def main(argv=None) -> dict:
     unet.train()
     text.train()
     step, deadline, running, last_save = 0, time.time() + 60 * args.minutes, None, time.time()
-    hoyer = None
-    with FFNSparsity(unet) if args.ffn_sparsity > 0 else contextlib.nullcontext() as sparsity:
+    measured = None  # running (population, selectivity) Hoyer measures
+    regularised = args.ffn_sparsity > 0 or args.ffn_selectivity > 0
+    groups = args.t_groups if args.ffn_selectivity > 0 else 1
+    with FFNSparsity(unet, groups) if regularised else contextlib.nullcontext() as sparsity:
         while time.time() < deadline:
             idx = torch.randint(len(latents), (args.batch,), generator=generator)
             tokens = ids[idx].clone()
@@ -291,7 +311,10 @@ def main(argv=None) -> dict:
             noise = torch.randn(x0.shape, generator=generator)
             if args.offset_noise > 0:  # offset noise (Guttenberg 2023): with 16x16 latents the mean of pure noise otherwise predicts the background
                 noise = noise + args.offset_noise * torch.randn(x0.shape[0], x0.shape[1], 1, 1, generator=generator)
-            t = torch.randint(0, 1000, (args.batch,), generator=generator)
+            if groups > 1:  # groups of images that share a timestep (see FFNSparsity)
+                t = torch.randint(0, 1000, (groups,), generator=generator).repeat_interleave(args.batch // groups)
+            else:
+                t = torch.randint(0, 1000, (args.batch,), generator=generator)
             noisy = scheduler.add_noise(x0, noise, t)
             pred = unet(noisy, t, encoder_hidden_states=text(tokens)[0]).sample
             per_image = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
@@ -300,9 +323,10 @@ def main(argv=None) -> dict:
             loss = per_image.mean()
             total = loss
             if sparsity is not None:
-                measure = sparsity.take()
-                total = loss + args.ffn_sparsity * measure
-                hoyer = measure.item() if hoyer is None else 0.98 * hoyer + 0.02 * measure.item()
+                population, selectivity = sparsity.take()
+                total = loss + args.ffn_sparsity * population + args.ffn_selectivity * selectivity
+                now = (population.item(), selectivity.item())
+                measured = now if measured is None else tuple(0.98 * a + 0.02 * b for a, b in zip(measured, now))
             optimizer.zero_grad()
             total.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -314,7 +338,7 @@ def main(argv=None) -> dict:
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
             step += 1
             if step % 100 == 0:
-                log(f"step {steps_before + step}: loss {running:.4f}" + (f", ffn hoyer {hoyer:.3f}" if hoyer is not None else ""))
+                log(f"step {steps_before + step}: loss {running:.4f}" + (f", ffn hoyer population {measured[0]:.3f} selectivity {measured[1]:.3f}" if measured else ""))
             if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
                 save_pipeline(out, vae, text, tokenizer, ema)
                 (out / "training.json").write_text(json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": running, "checkpoint": True}))
@@ -324,7 +348,8 @@ def main(argv=None) -> dict:
     report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": steps_before + step,
               "init_from": args.init_from, "steps_this_run": step, "batch": args.batch,
               "final_loss": running, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma, "offset_noise": args.offset_noise,
-              "ffn_sparsity": args.ffn_sparsity, "ffn_hoyer": hoyer,
+              "ffn_sparsity": args.ffn_sparsity, "ffn_selectivity": args.ffn_selectivity, "t_groups": groups,
+              "ffn_hoyer_population": measured[0] if measured else None, "ffn_hoyer_selectivity": measured[1] if measured else None,
               "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
               "ffn_layers": sum(1 for n, _ in unet.named_modules() if n.endswith("ff.net.2"))}
     (out / "training.json").write_text(json.dumps(report, indent=2))

@@ -139,15 +139,22 @@ def test_ffn_sparsity_measures_hoyer_sparsity_of_ff_net_2_inputs_and_removes_its
     with FFNSparsity(model) as sparsity:
         assert len(sparsity.modules) == 2
         model[0](dense)
-        assert sparsity.take().item() == pytest.approx(1.0, abs=1e-5)  # dense: ||x||_1 = ||x||_2 sqrt(d)
+        population, selectivity = sparsity.take()
+        assert population.item() == pytest.approx(1.0, abs=1e-5)  # dense: ||x||_1 = ||x||_2 sqrt(d)
+        assert selectivity.item() == pytest.approx(1.0, abs=1e-5)  # every neuron as active in both images
         model[0](one_hot)
-        assert sparsity.take().item() == pytest.approx(1 / 4, abs=1e-5)  # one-hot: 1 / sqrt(16)
+        assert sparsity.take()[0].item() == pytest.approx(1 / 4, abs=1e-5)  # one-hot: 1 / sqrt(16)
         model[0](dense)
         model[3](one_hot)
-        value = sparsity.take()
-        assert value.item() == pytest.approx((1.0 + 0.25) / 2, abs=1e-5)
-        value.backward()
+        population, _ = sparsity.take()
+        assert population.item() == pytest.approx((1.0 + 0.25) / 2, abs=1e-5)
+        population.backward()
         assert dense.grad is not None
-        assert sparsity.take().item() == 0.0  # take() clears
+        assert sparsity.take()[0].item() == 0.0  # take() clears
+        first_image_only = torch.zeros(2, 3, 16)
+        first_image_only[0] = 1.0
+        model[0](first_image_only)
+        # each neuron fires in one image of two (1 / sqrt(2)); silent neurons count as 0
+        assert sparsity.take()[1].item() == pytest.approx(2 ** -0.5, abs=1e-5)
     model[0](dense)
-    assert sparsity.values == []  # hooks are gone
+    assert sparsity.population == [] and sparsity.selectivity == []  # hooks are gone
