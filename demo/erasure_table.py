@@ -57,18 +57,31 @@ def concept_table(pipe, judge, modules, attribute: str, value: str, args, config
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
-    """A concept's rows as a Markdown table."""
-    lines = ["| skill_ratio | tau | pruned % of UNet | detection | other attributes' accuracy |", "|---|---|---|---|---|"]
+def markdown(rows: list[dict], concept: str = "concept") -> str:
+    """A concept's rows as a Markdown table: detection, then the other scenes' accuracy (mean and per attribute)."""
+    names = list(rows[0]["other_accuracy_per_attribute"])
+    lines = [f"| skill_ratio | tau | pruned % of UNet | {concept} detected | other scenes: mean accuracy | " + " | ".join(names) + " |",
+             "|---" * (5 + len(names)) + "|"]
     for r in rows:
-        lines.append(f"| {r['skill_ratio'] or 'before'} | {r['tau'] or '–'} | {100 * r['pruned_fraction']:.2f} | {100 * r['detection']:.0f}% | {100 * r['other_accuracy']:.0f}% |")
+        cells = [str(r["skill_ratio"] or "before"), str(r["tau"] or "–"), f"{100 * r['pruned_fraction']:.2f}", f"{100 * r['detection']:.0f}%",
+                 f"{100 * r['other_accuracy']:.0f}%"] + [f"{100 * r['other_accuracy_per_attribute'][n]:.0f}%" for n in names]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def print_report(path: str | Path) -> None:
+    """Print a saved report's generation accuracy and its tables as Markdown."""
+    report = json.loads(Path(path).read_text())
+    print(f"{report['model']}: judge accuracy on its generations {report['generation_accuracy']}")
+    for concept, rows in report["tables"].items():
+        print(f"\n**{concept}**\n\n" + markdown(rows, concept))
 
 
 def main(argv=None) -> dict:
     """Parse ``argv``; judge the model's generations, then every concept's table; write and return the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", help="a diffusers pipeline folder or hub id (required unless --show)")
+    parser.add_argument("--show", default=None, help="only print the Markdown tables of a saved report (JSON) and exit")
     parser.add_argument("--judge", default="demo/judge.safetensors")
     parser.add_argument("--concepts", nargs="+", default=["style=stripes", "shape=circle"], help="attribute=value ...")
     parser.add_argument("--pairs", type=int, default=32, help="prompt pairs of the discovery (seeded by --seed)")
@@ -82,6 +95,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--hook_module", choices=["unet", "unet-ffn-1"], default="unet", help="ff.net.2 (the paper) or ff.net.0.proj")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
+    if args.show:
+        print_report(args.show)
+        return json.loads(Path(args.show).read_text())
+    if not args.model:
+        parser.error("--model is required (or --show REPORT.json)")
 
     from demo.judge import load_judge
     from demo.measure import generation_accuracy
@@ -98,7 +116,7 @@ def main(argv=None) -> dict:
     for concept in args.concepts:
         attribute, value = concept.split("=")
         report["tables"][concept] = concept_table(pipe, judge, modules, attribute, value, args, config)
-        print(f"\n{concept}\n" + markdown(report["tables"][concept]) + "\n", flush=True)
+        print(f"\n{concept}\n" + markdown(report["tables"][concept], concept) + "\n", flush=True)
     out = Path(args.out or Path(args.model).parent / f"{Path(args.model).name}-erasure.json")
     out.write_text(json.dumps(report, indent=2))
     return report
