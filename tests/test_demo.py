@@ -70,12 +70,12 @@ def test_judge_training_degradation_is_seeded_mild_and_in_range():
 DEMO_MODEL = REPO_ROOT / "demo" / "model"
 DEMO_CONFIG = {"num_inference_steps": 20, "guidance_scale": 5.0, "batch_size": 32}
 # Measured on the shipped model (2 CPU cores; demo/README.md). The judge on 32 generations of random
-# scenes (seed 400; 256 give shape 96%, colour 97%, background 100%, size 100%, style 58%):
+# scenes (seed 400; 256 give shape 95%, colour 96%, background 100%, size 100%, style 66%):
 GENERATIONS = 32
-MEASURED_GENERATION_ACCURACY = {"shape": 31 / 32, "colour": 1.0, "background": 1.0, "size": 1.0, "style": 16 / 32}
-# python demo/run_demo.py (stripes, skill_ratio 0.05, tau 20 = all DDIM calls, 32 + 32 scenes):
+MEASURED_GENERATION_ACCURACY = {"shape": 29 / 32, "colour": 31 / 32, "background": 1.0, "size": 1.0, "style": 19 / 32}
+# python demo/run_demo.py (stripes, skill_ratio 0.1, tau 10 of the 20 DDIM calls, 32 + 32 scenes):
 ERASURE_PROMPTS = 32
-MEASURED_ERASURE = {"before": 28 / 32, "after": 27 / 32, "other_after": 0.96875, "pruned_fraction": 0.0075093}
+MEASURED_ERASURE = {"before": 31 / 32, "after": 24 / 32, "other_after": 0.96875, "pruned_fraction": 0.0086538}
 
 
 def test_the_shipped_model_loads_offline_with_standard_classes_and_draws_what_it_is_asked(monkeypatch):
@@ -172,3 +172,19 @@ def test_ffn_sparsity_measures_hoyer_sparsity_of_ff_net_2_inputs_and_removes_its
         assert sparsity.take()[1].item() == pytest.approx(2 ** -0.5, abs=1e-5)
     model[0](dense)
     assert sparsity.population == [] and sparsity.selectivity == []  # hooks are gone
+
+
+def test_erasure_table_shows_a_saved_report_as_markdown(tmp_path, capsys):
+    from demo.erasure_table import main
+
+    row = {"skill_ratio": None, "tau": None, "pruned_fraction": 0.0, "detection": 0.9375, "other_accuracy": 0.75,
+           "other_accuracy_per_attribute": {"shape": 0.5, "colour": 1.0}}
+    pruned = dict(row, skill_ratio=0.05, tau="all", pruned_fraction=0.0123, detection=0.125)
+    report = {"model": "m", "generation_accuracy": {"style": 0.5}, "tables": {"style=stripes": [row, pruned]}}
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    assert main(["--show", str(path)]) == report
+    out = capsys.readouterr().out
+    assert "| style=stripes detected | other scenes: mean accuracy | shape | colour |" in out
+    assert "| before | – | 0.00 | 94% | 75% | 50% | 100% |" in out
+    assert "| 0.05 | all | 1.23 | 12% | 75% | 50% | 100% |" in out
