@@ -69,12 +69,13 @@ def markdown(rows: list[dict], concept: str = "concept") -> str:
     return "\n".join(lines)
 
 
-def print_report(path: str | Path) -> None:
-    """Print a saved report's generation accuracy and its tables as Markdown."""
+def print_report(path: str | Path) -> dict:
+    """Print a saved report's generation accuracy and its tables as Markdown; return the report."""
     report = json.loads(Path(path).read_text())
     print(f"{report['model']}: judge accuracy on its generations {report['generation_accuracy']}")
     for concept, rows in report["tables"].items():
         print(f"\n**{concept}**\n\n" + markdown(rows, concept))
+    return report
 
 
 def main(argv=None) -> dict:
@@ -96,8 +97,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.show:
-        print_report(args.show)
-        return json.loads(Path(args.show).read_text())
+        return print_report(args.show)
     if not args.model:
         parser.error("--model is required (or --show REPORT.json)")
 

@@ -88,11 +88,8 @@ def degrade(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruct(vae_folder: str | Path, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Images [n, 3, 32, 32] in [0, 1] passed through the AutoencoderKL of a pipeline folder (posterior mean)."""
-    from diffusers import AutoencoderKL
-
-    vae = AutoencoderKL.from_pretrained(str(vae_folder), subfolder="vae").eval()
+def reconstruct(vae, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Images [n, 3, 32, 32] in [0, 1] passed through an AutoencoderKL (posterior mean), in [0, 1]."""
     out = [vae.decode(vae.encode(images[i : i + batch] * 2 - 1).latent_dist.mean).sample for i in range(0, len(images), batch)]
     return ((torch.cat(out) + 1) / 2).clamp(0, 1)
 
@@ -123,9 +120,12 @@ def main(argv=None) -> dict:
     train_x, train_y = rendered(args.train_images, args.seed)
     test_x, test_y = rendered(4000, args.seed + 1)
     if args.vae_from:  # the decoder's domain with the ground truth's labels
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").eval()
         half = args.train_images // 2
-        train_x = torch.cat([reconstruct(args.vae_from, train_x[:half]), train_x[half:]])
-        recon_x = reconstruct(args.vae_from, test_x)
+        train_x = torch.cat([reconstruct(vae, train_x[:half]), train_x[half:]])
+        recon_x = reconstruct(vae, test_x)
         print(f"reconstructed {half} training images with {args.vae_from} ({time.time() - start:.0f} s)", flush=True)
     judge = Judge(args.width)
     optimizer = torch.optim.AdamW(judge.parameters(), lr=2e-3, weight_decay=1e-4)

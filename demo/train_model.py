@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from demo.world import ATTRIBUTES, dataset, render  # noqa: E402
+from neuron_receivers.hook_variants import get_variant, select_modules  # noqa: E402
 
 ARCHS = {
     # SD 1.x layout: 3 cross-attention down blocks, 2 layers each, 16 FFNs
@@ -157,7 +158,7 @@ class FFNSparsity:
     """
 
     def __init__(self, unet: nn.Module, groups: int = 1):
-        self.modules = [m for n, m in unet.named_modules() if n.endswith("ff.net.2")]
+        self.modules = list(select_modules(unet, get_variant("unet")).values())
         self.groups = groups
         self.population: list[torch.Tensor] = []
         self.selectivity: list[torch.Tensor] = []
@@ -208,11 +209,10 @@ def save_pipeline(out: Path, vae, text, tokenizer, unet) -> None:
 def judge_reconstructions(vae, count: int = 512) -> dict[str, float]:
     """The shipped judge's accuracy per attribute on VAE reconstructions of fresh renders: the ceiling
     of what generations decoded by this VAE can reach."""
-    from demo.judge import REPO_JUDGE, accuracies, load_judge, rendered
+    from demo.judge import REPO_JUDGE, accuracies, load_judge, reconstruct, rendered
 
     images, labels = rendered(count, 12345)
-    recon = vae.decode(vae.encode(images * 2 - 1).latent_dist.mean).sample
-    return {k: round(v, 4) for k, v in accuracies(load_judge(REPO_JUDGE), ((recon + 1) / 2).clamp(0, 1), labels).items()}
+    return {k: round(v, 4) for k, v in accuracies(load_judge(REPO_JUDGE), reconstruct(vae, images), labels).items()}
 
 
 def main(argv=None) -> dict:
@@ -351,7 +351,7 @@ def main(argv=None) -> dict:
               "ffn_sparsity": args.ffn_sparsity, "ffn_selectivity": args.ffn_selectivity, "t_groups": groups,
               "ffn_hoyer_population": measured[0] if measured else None, "ffn_hoyer_selectivity": measured[1] if measured else None,
               "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
-              "ffn_layers": sum(1 for n, _ in unet.named_modules() if n.endswith("ff.net.2"))}
+              "ffn_layers": len(select_modules(unet, get_variant("unet")))}
     (out / "training.json").write_text(json.dumps(report, indent=2))
     log(json.dumps(report))
     return report
