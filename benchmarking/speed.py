@@ -220,12 +220,11 @@ def fp32_agreement(pipe, concept, config, variant, masks, args) -> dict:
     """
     import torch
 
+    from neuron_receivers.hook_variants import select_modules
     from utils.recording import record_norms
     from utils.skilled import union_masks
 
     pipe.to(torch.float32)
-    from neuron_receivers.hook_variants import select_modules
-
     weights = {name: m.weight.detach() for name, m in select_modules(pipe.unet, variant).items()}
     reference = union_masks(weights, record_norms(pipe, concept, config, variant, args.timesteps), args.skill_ratio, args.timesteps)
     selected = sum(int(m.sum()) for m in reference.values())

@@ -117,8 +117,10 @@ def main(argv=None) -> dict:
         attribute, value = concept.split("=")
         report["tables"][concept] = concept_table(pipe, judge, modules, attribute, value, args, config)
         print(f"\n{concept}\n" + markdown(report["tables"][concept], concept) + "\n", flush=True)
+    from utils.storage import write_text
+
     out = Path(args.out or Path(args.model).parent / f"{Path(args.model).name}-erasure.json")
-    out.write_text(json.dumps(report, indent=2))
+    write_text(out, json.dumps(report, indent=2) + "\n")
     return report
 
 
