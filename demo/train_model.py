@@ -27,6 +27,7 @@ from torch import nn  # noqa: E402
 
 from demo.world import ATTRIBUTES, dataset, render  # noqa: E402
 from neuron_receivers.hook_variants import get_variant, select_modules  # noqa: E402
+from utils.storage import write_text  # noqa: E402
 
 ARCHS = {
     # SD 1.x layout: 3 cross-attention down blocks, 2 layers each, 16 FFNs
@@ -341,7 +342,7 @@ def main(argv=None) -> dict:
                 log(f"step {steps_before + step}: loss {running:.4f}" + (f", ffn hoyer population {measured[0]:.3f} selectivity {measured[1]:.3f}" if measured else ""))
             if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
                 save_pipeline(out, vae, text, tokenizer, ema)
-                (out / "training.json").write_text(json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": running, "checkpoint": True}))
+                write_text(out / "training.json", json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": running, "checkpoint": True}))
                 last_save = time.time()
                 log(f"checkpoint saved at step {steps_before + step}")
     save_pipeline(out, vae, text, tokenizer, ema)
@@ -352,7 +353,7 @@ def main(argv=None) -> dict:
               "ffn_hoyer_population": measured[0] if measured else None, "ffn_hoyer_selectivity": measured[1] if measured else None,
               "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
               "ffn_layers": len(select_modules(unet, get_variant("unet")))}
-    (out / "training.json").write_text(json.dumps(report, indent=2))
+    write_text(out / "training.json", json.dumps(report, indent=2) + "\n")
     log(json.dumps(report))
     return report
 

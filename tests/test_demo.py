@@ -70,12 +70,12 @@ def test_judge_training_degradation_is_seeded_mild_and_in_range():
 DEMO_MODEL = REPO_ROOT / "demo" / "model"
 DEMO_CONFIG = {"num_inference_steps": 20, "guidance_scale": 5.0, "batch_size": 32}
 # Measured on the shipped model (2 CPU cores; demo/README.md). The judge on 32 generations of random
-# scenes (seed 400; 256 give shape 95%, colour 96%, background 100%, size 100%, style 66%):
+# scenes (seed 400; 256 give shape 94%, colour 97%, background 100%, size 100%, style 64%):
 GENERATIONS = 32
-MEASURED_GENERATION_ACCURACY = {"shape": 29 / 32, "colour": 31 / 32, "background": 1.0, "size": 1.0, "style": 19 / 32}
+MEASURED_GENERATION_ACCURACY = {"shape": 28 / 32, "colour": 31 / 32, "background": 1.0, "size": 1.0, "style": 22 / 32}
 # python demo/run_demo.py (stripes, skill_ratio 0.1, tau 10 of the 20 DDIM calls, 32 + 32 scenes):
 ERASURE_PROMPTS = 32
-MEASURED_ERASURE = {"before": 31 / 32, "after": 24 / 32, "other_after": 0.96875, "pruned_fraction": 0.0086538}
+MEASURED_ERASURE = {"before": 27 / 32, "after": 14 / 32, "other_after": 0.953125, "pruned_fraction": 0.0084049}
 
 
 def test_the_shipped_model_loads_offline_with_standard_classes_and_draws_what_it_is_asked(monkeypatch):
