@@ -105,6 +105,7 @@ def main(argv=None) -> dict:
     from demo.measure import generation_accuracy
     from neuron_receivers.hook_variants import get_variant, select_modules
     from utils.model_loading import load_pipeline
+    from utils.storage import write_text
 
     pipe = load_pipeline(args.model, torch.device("cpu"), torch.float32)
     judge = load_judge(args.judge)
@@ -117,8 +118,6 @@ def main(argv=None) -> dict:
         attribute, value = concept.split("=")
         report["tables"][concept] = concept_table(pipe, judge, modules, attribute, value, args, config)
         print(f"\n{concept}\n" + markdown(report["tables"][concept], concept) + "\n", flush=True)
-    from utils.storage import write_text
-
     out = Path(args.out or Path(args.model).parent / f"{Path(args.model).name}-erasure.json")
     write_text(out, json.dumps(report, indent=2) + "\n")
     return report
