@@ -1,4 +1,4 @@
-"""Train a small Stable-Diffusion-architecture model on the demo world (CPU, seeded, time-boxed).
+"""Train a small Stable-Diffusion-architecture model on the demo world (seeded; CPU or GPU; step-capped or time-boxed).
 
 Stages: (1) an AutoencoderKL with x2 downsampling (32x32x3 <-> 16x16x4), trained first; (2) the
 latents of a fixed rendered dataset, precomputed; (3) a UNet2DConditionModel and a CLIPTextModel
@@ -6,7 +6,9 @@ trained jointly with the DDPM epsilon objective (10% empty captions for guidance
 The result is a StableDiffusionPipeline folder (DDIM scheduler, word-level CLIPTokenizer built from
 our vocab/merges) that ``StableDiffusionPipeline.from_pretrained(folder)`` loads offline.
 
-Candidates (--arch) differ in the UNet only; see ARCHS. Example:
+Candidates (--arch) differ in the UNet only; see ARCHS. Training stops at --steps (when given) or
+after --minutes, whichever comes first; the random draws (batches, noise, timesteps) come from a
+seeded CPU generator, so a step-capped run draws the same batches on any device. Example:
 python demo/train_model.py --arch sd1 --minutes 45 --out models/demo-sd1
 """
 from __future__ import annotations
@@ -40,6 +42,11 @@ ARCHS = {
     "low2": dict(block_out_channels=(32, 64, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
                  up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), layers_per_block=1, transformer_layers_per_block=2),
 }
+# low2 with more of the UNet in its FFNs: 3 or 4 transformer layers per block (21 / 28 FFNs), or wider
+# cross-attention levels (96 channels: FFNs 384 wide)
+ARCHS["low3"] = dict(ARCHS["low2"], transformer_layers_per_block=3)
+ARCHS["low4"] = dict(ARCHS["low2"], transformer_layers_per_block=4)
+ARCHS["wide96"] = dict(ARCHS["low2"], block_out_channels=(32, 96, 96))
 TEXT_DIM = 64
 MAX_TOKENS = 16
 
@@ -189,9 +196,10 @@ class FFNSparsity:
 
 @torch.no_grad()
 def encode_all(vae, images: torch.Tensor) -> torch.Tensor:
-    """Posterior means of all images, [n, latent_channels, 16, 16]."""
+    """Posterior means of all images (on any device; encoded on the VAE's), [n, latent_channels, 16, 16] on the VAE's device."""
     vae.eval()
-    return torch.cat([vae.encode(images[i : i + 256]).latent_dist.mean for i in range(0, len(images), 256)])
+    device = next(vae.parameters()).device
+    return torch.cat([vae.encode(images[i : i + 256].to(device)).latent_dist.mean for i in range(0, len(images), 256)])
 
 
 def save_pipeline(out: Path, vae, text, tokenizer, unet) -> None:
@@ -209,11 +217,19 @@ def save_pipeline(out: Path, vae, text, tokenizer, unet) -> None:
 @torch.no_grad()
 def judge_reconstructions(vae, count: int = 512) -> dict[str, float]:
     """The shipped judge's accuracy per attribute on VAE reconstructions of fresh renders: the ceiling
-    of what generations decoded by this VAE can reach."""
+    of what generations decoded by this VAE can reach (the VAE may sit on any device; the judge runs on the CPU)."""
     from demo.judge import REPO_JUDGE, accuracies, load_judge, reconstruct, rendered
 
     images, labels = rendered(count, 12345)
-    return {k: round(v, 4) for k, v in accuracies(load_judge(REPO_JUDGE), reconstruct(vae, images), labels).items()}
+    device = next(vae.parameters()).device
+    return {k: round(v, 4) for k, v in accuracies(load_judge(REPO_JUDGE), reconstruct(vae, images.to(device)).cpu(), labels).items()}
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; any other name as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def main(argv=None) -> dict:
@@ -221,6 +237,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--arch", choices=sorted(ARCHS), default="sd1")
     parser.add_argument("--out", required=True)
     parser.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of the UNet/text training")
+    parser.add_argument("--steps", type=int, default=0, help="stop after this many UNet/text steps of this run (0: only --minutes stops it)")
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--images", type=int, default=40000)
     parser.add_argument("--vae_steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=64)
@@ -253,6 +271,7 @@ def main(argv=None) -> dict:
     from transformers import CLIPTokenizer
 
     torch.manual_seed(args.seed)
+    device = pick_device(args.device)
     started = time.time()
     tok_dir = out.parent / f".{out.name}-tokenizer"
     vocab_size = write_word_tokenizer(tok_dir)
@@ -270,10 +289,11 @@ def main(argv=None) -> dict:
     log(f"arch {args.arch}: unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, text {sum(p.numel() for p in text.parameters()) / 1e6:.2f} M")
     items = dataset(args.images, args.seed)
     images = images_tensor(items)
+    vae, unet, text = vae.to(device), unet.to(device), text.to(device)
     if args.vae_from:
         from diffusers import AutoencoderKL
 
-        vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae")
+        vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").to(device)
         vae_loss = json.loads((Path(args.vae_from) / "training.json").read_text())["vae_loss"]
         scaling = vae.config.scaling_factor
         latents = encode_all(vae, images) * scaling
@@ -286,15 +306,16 @@ def main(argv=None) -> dict:
     vae_judged = judge_reconstructions(vae.eval())
     log(f"vae done: loss {vae_loss:.5f}, latent scaling {scaling:.4f}, judge on reconstructions {vae_judged} ({time.time() - started:.0f} s)")
     captions = [scene.caption() for scene, _ in items]
-    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
-    empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids
+    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids.to(device)
+    empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids.to(device)
     log(f"longest caption: {int((ids != tokenizer.pad_token_id).sum(1).max())} tokens")
 
     scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
     ema = copy.deepcopy(unet).eval()
     params = list(unet.parameters()) + list(text.parameters())
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
-    snr = scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod)
+    snr = (scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod)).to(device)
+    ema_params, unet_params = list(ema.parameters()), list(unet.parameters())
     generator = torch.Generator().manual_seed(args.seed + 1)
     unet.train()
     text.train()
@@ -303,19 +324,21 @@ def main(argv=None) -> dict:
     regularised = args.ffn_sparsity > 0 or args.ffn_selectivity > 0
     groups = args.t_groups if args.ffn_selectivity > 0 else 1
     with FFNSparsity(unet, groups) if regularised else contextlib.nullcontext() as sparsity:
-        while time.time() < deadline:
+        while time.time() < deadline and (args.steps <= 0 or step < args.steps):
             idx = torch.randint(len(latents), (args.batch,), generator=generator)
-            tokens = ids[idx].clone()
             drop = torch.rand(args.batch, generator=generator) < 0.1
-            tokens[drop] = empty
-            x0 = latents[idx]
+            tokens = ids[idx.to(device)].clone()
+            tokens[drop.to(device)] = empty
+            x0 = latents[idx.to(device)]
             noise = torch.randn(x0.shape, generator=generator)
             if args.offset_noise > 0:  # offset noise (Guttenberg 2023): with 16x16 latents the mean of pure noise otherwise predicts the background
                 noise = noise + args.offset_noise * torch.randn(x0.shape[0], x0.shape[1], 1, 1, generator=generator)
+            noise = noise.to(device)
             if groups > 1:  # groups of images that share a timestep (see FFNSparsity)
                 t = torch.randint(0, 1000, (groups,), generator=generator).repeat_interleave(args.batch // groups)
             else:
                 t = torch.randint(0, 1000, (args.batch,), generator=generator)
+            t = t.to(device)
             noisy = scheduler.add_noise(x0, noise, t)
             pred = unet(noisy, t, encoder_hidden_states=text(tokens)[0]).sample
             per_image = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
@@ -326,32 +349,32 @@ def main(argv=None) -> dict:
             if sparsity is not None:
                 population, selectivity = sparsity.take()
                 total = loss + args.ffn_sparsity * population + args.ffn_selectivity * selectivity
-                now = (population.item(), selectivity.item())
-                measured = now if measured is None else tuple(0.98 * a + 0.02 * b for a, b in zip(measured, now))
+                now = torch.stack([population.detach(), selectivity.detach()])  # kept on the device: no sync per step
+                measured = now if measured is None else 0.98 * measured + 0.02 * now
             optimizer.zero_grad()
             total.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             with torch.no_grad():  # EMA with warm-up: early averages must not keep the random initialisation
                 decay = min(0.999, (1 + step + steps_before) / (10 + step + steps_before))
-                for e, p in zip(ema.parameters(), unet.parameters()):
-                    e.lerp_(p, 1.0 - decay)
-            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+                torch._foreach_lerp_(ema_params, unet_params, 1.0 - decay)
+            running = loss.detach() if running is None else 0.98 * running + 0.02 * loss.detach()
             step += 1
             if step % 100 == 0:
-                log(f"step {steps_before + step}: loss {running:.4f}" + (f", ffn hoyer population {measured[0]:.3f} selectivity {measured[1]:.3f}" if measured else ""))
+                log(f"step {steps_before + step}: loss {float(running):.4f}" + (f", ffn hoyer population {float(measured[0]):.3f} selectivity {float(measured[1]):.3f}" if measured is not None else ""))
             if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
                 save_pipeline(out, vae, text, tokenizer, ema)
-                write_text(out / "training.json", json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": running, "checkpoint": True}))
+                write_text(out / "training.json", json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": float(running), "checkpoint": True}))
                 last_save = time.time()
                 log(f"checkpoint saved at step {steps_before + step}")
     save_pipeline(out, vae, text, tokenizer, ema)
     report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": steps_before + step,
               "init_from": args.init_from, "steps_this_run": step, "batch": args.batch,
-              "final_loss": running, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma, "offset_noise": args.offset_noise,
+              "final_loss": float(running) if running is not None else None, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma, "offset_noise": args.offset_noise,
               "ffn_sparsity": args.ffn_sparsity, "ffn_selectivity": args.ffn_selectivity, "t_groups": groups,
-              "ffn_hoyer_population": measured[0] if measured else None, "ffn_hoyer_selectivity": measured[1] if measured else None,
-              "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
+              "ffn_hoyer_population": float(measured[0]) if measured is not None else None,
+              "ffn_hoyer_selectivity": float(measured[1]) if measured is not None else None,
+              "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "device": str(device), "steps_cap": args.steps, "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
               "ffn_layers": len(select_modules(unet, get_variant("unet")))}
     write_text(out / "training.json", json.dumps(report, indent=2) + "\n")
     log(json.dumps(report))

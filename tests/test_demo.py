@@ -174,6 +174,41 @@ def test_ffn_sparsity_measures_hoyer_sparsity_of_ff_net_2_inputs_and_removes_its
     assert sparsity.population == [] and sparsity.selectivity == []  # hooks are gone
 
 
+def test_the_candidate_archs_put_more_of_the_unet_into_ffns():
+    from transformers import CLIPTokenizer
+
+    from demo.train_model import ARCHS, build_models
+    from neuron_receivers.hook_variants import get_variant, select_modules
+
+    folder = REPO_ROOT / "demo" / "model" / "tokenizer"
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder))
+    expected = {"low2": (14, 256), "low3": (21, 256), "low4": (28, 256), "wide96": (14, 384)}  # (FFNs, hidden width)
+    for arch, (count, width) in expected.items():
+        unet = build_models(arch, len(tokenizer), tokenizer, 12)[1]
+        ffns = select_modules(unet, get_variant("unet"))
+        assert len(ffns) == count, arch
+        assert {m.in_features for m in ffns.values()} == {width}, arch
+    assert set(expected) <= set(ARCHS)
+
+
+def test_training_stops_at_the_step_cap_is_seeded_and_continues(tmp_path):
+    from safetensors.torch import load_file
+
+    from demo.train_model import main as train
+
+    common = ["--arch", "low2", "--latent_channels", "12", "--vae_from", str(REPO_ROOT / "demo" / "model"), "--images", "128",
+              "--batch", "8", "--steps", "2", "--minutes", "30", "--device", "cpu", "--ffn_selectivity", "0.3"]
+    first = train(common + ["--out", str(tmp_path / "a")])
+    again = train(common + ["--out", str(tmp_path / "b")])
+    assert first["steps"] == 2 and first["steps_cap"] == 2 and first["device"] == "cpu"
+    weights = [load_file(str(tmp_path / run / "unet" / "diffusion_pytorch_model.safetensors")) for run in ("a", "b")]
+    assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])  # same seed, same steps: the same model
+    more = train(common + ["--steps", "3", "--init_from", str(tmp_path / "a"), "--out", str(tmp_path / "c")])
+    assert more["steps"] == 5 and more["steps_this_run"] == 3
+    changed = load_file(str(tmp_path / "c" / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert any(not (changed[k] == weights[0][k]).all() for k in changed)
+
+
 def test_erasure_table_shows_a_saved_report_as_markdown(tmp_path, capsys):
     from demo.erasure_table import main
 
