@@ -199,7 +199,7 @@ def test_training_stops_at_the_step_cap_is_seeded_and_continues(tmp_path):
     common = ["--arch", "low2", "--latent_channels", "12", "--vae_from", str(REPO_ROOT / "demo" / "model"), "--images", "128",
               "--batch", "8", "--steps", "2", "--minutes", "30", "--device", "cpu", "--ffn_selectivity", "0.3"]
     first = train(common + ["--out", str(tmp_path / "a")])
-    again = train(common + ["--out", str(tmp_path / "b")])
+    train(common + ["--out", str(tmp_path / "b")])
     assert first["steps"] == 2 and first["steps_cap"] == 2 and first["device"] == "cpu"
     weights = [load_file(str(tmp_path / run / "unet" / "diffusion_pytorch_model.safetensors")) for run in ("a", "b")]
     assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])  # same seed, same steps: the same model
