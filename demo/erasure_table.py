@@ -115,12 +115,12 @@ def main(argv=None) -> dict:
     quality = generation_accuracy(pipe, judge, args.quality_prompts, config) if args.quality_prompts else {}
     print(f"judge accuracy on {args.quality_prompts} generations: {quality}", flush=True)
     report = {"model": args.model, "settings": vars(args), "generation_accuracy": quality, "tables": {}}
+    out = Path(args.out or Path(args.model).parent / f"{Path(args.model).name}-erasure.json")
     for concept in args.concepts:
         attribute, value = concept.split("=")
         report["tables"][concept] = concept_table(pipe, judge, modules, attribute, value, args, config)
         print(f"\n{concept}\n" + markdown(report["tables"][concept], concept) + "\n", flush=True)
-    out = Path(args.out or Path(args.model).parent / f"{Path(args.model).name}-erasure.json")
-    write_text(out, json.dumps(report, indent=2) + "\n")
+        write_text(out, json.dumps(report, indent=2) + "\n")  # after each concept: a stopped run keeps the finished tables
     return report
 
 
