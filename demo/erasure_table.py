@@ -90,7 +90,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--eval_prompts", type=int, default=64)
     parser.add_argument("--quality_prompts", type=int, default=256, help="random scenes that measure the model's own generations")
     parser.add_argument("--num_inference_steps", type=int, default=20)
-    parser.add_argument("--device", default="cpu", help="where the pipeline runs (cpu, cuda, ...); the judge runs on the CPU")
+    parser.add_argument("--device", default="cpu", help="where the pipeline runs (cpu, cuda, auto, ...); the judge runs on the CPU")
     parser.add_argument("--guidance_scale", type=float, default=5.0)
     parser.add_argument("--skill_ratios", type=float, nargs="+", default=[0.01, 0.02, 0.05, 0.1])
     parser.add_argument("--taus", nargs="+", default=["5", "10", "all"])
@@ -105,10 +105,10 @@ def main(argv=None) -> dict:
     from demo.judge import load_judge
     from demo.measure import generation_accuracy
     from neuron_receivers.hook_variants import get_variant, select_modules
-    from utils.model_loading import load_pipeline
+    from utils.model_loading import load_pipeline, resolve_device
     from utils.storage import write_text
 
-    pipe = load_pipeline(args.model, torch.device(args.device), torch.float32)
+    pipe = load_pipeline(args.model, resolve_device(args.device), torch.float32)
     judge = load_judge(args.judge)
     config = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale, "batch_size": 32}
     modules = select_modules(pipe.unet, get_variant(args.hook_module))
@@ -125,4 +125,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from utils.errors import run_cli
+
+    run_cli(main)

@@ -29,6 +29,8 @@ from torch import nn  # noqa: E402
 
 from demo.world import ATTRIBUTES, dataset, render  # noqa: E402
 from neuron_receivers.hook_variants import get_variant, select_modules  # noqa: E402
+from utils.errors import run_cli  # noqa: E402
+from utils.model_loading import resolve_device  # noqa: E402
 from utils.storage import write_text  # noqa: E402
 
 ARCHS = {
@@ -225,13 +227,6 @@ def judge_reconstructions(vae, count: int = 512) -> dict[str, float]:
     return {k: round(v, 4) for k, v in accuracies(load_judge(REPO_JUDGE), reconstruct(vae, images.to(device)).cpu(), labels).items()}
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; any other name as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=sorted(ARCHS), default="sd1")
@@ -257,6 +252,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--init_from", default=None, help="a pipeline folder of this script whose UNet and text encoder training continues from")
     parser.add_argument("--vae_from", default=None, help="a pipeline folder whose trained VAE is reused instead of training one")
     args = parser.parse_args(argv)
+    device = resolve_device(args.device)  # before anything is written: a missing GPU leaves no folder behind
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     logfile = (out.parent / f"{out.name}.train.log").open("a")
@@ -271,7 +267,6 @@ def main(argv=None) -> dict:
     from transformers import CLIPTokenizer
 
     torch.manual_seed(args.seed)
-    device = pick_device(args.device)
     started = time.time()
     tok_dir = out.parent / f".{out.name}-tokenizer"
     vocab_size = write_word_tokenizer(tok_dir)
@@ -325,11 +320,11 @@ def main(argv=None) -> dict:
     groups = args.t_groups if args.ffn_selectivity > 0 else 1
     with FFNSparsity(unet, groups) if regularised else contextlib.nullcontext() as sparsity:
         while time.time() < deadline and (args.steps <= 0 or step < args.steps):
-            idx = torch.randint(len(latents), (args.batch,), generator=generator)
+            idx = torch.randint(len(latents), (args.batch,), generator=generator).to(device)
             drop = torch.rand(args.batch, generator=generator) < 0.1
-            tokens = ids[idx.to(device)].clone()
+            tokens = ids[idx].clone()
             tokens[drop.to(device)] = empty
-            x0 = latents[idx.to(device)]
+            x0 = latents[idx]
             noise = torch.randn(x0.shape, generator=generator)
             if args.offset_noise > 0:  # offset noise (Guttenberg 2023): with 16x16 latents the mean of pure noise otherwise predicts the background
                 noise = noise + args.offset_noise * torch.randn(x0.shape[0], x0.shape[1], 1, 1, generator=generator)
@@ -382,4 +377,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
