@@ -6,7 +6,8 @@ with the neutral value: style plain, or another shape / colour), derives the uni
 skill_ratio x tau, prunes, and judges generations: the detection rate of the concept on target
 prompts, and the judge's accuracy on the other attributes of prompts without the concept, before
 and after. Writes a JSON and prints a Markdown table.
-Example: python demo/erasure_table.py --model models/demo-sd1 --concept style=stripes
+Defaults: configs/demo_erasure.yaml (--config FILE replaces them; options replace both).
+Example: python demo/erasure_table.py --model_id models/demo-sd1 --concepts style=stripes
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def concept_pairs(attribute: str, value: str, count: int, seed: int):
     return Concept(value, "demo", tuple(demo_pairs(attribute, value, count, seed)))
 
 
-def concept_table(pipe, judge, modules, attribute: str, value: str, args, config) -> list[dict]:
+def concept_table(pipe, judge, modules, attribute: str, value: str, args, sampling: dict) -> list[dict]:
     """Rows of one concept's table: "before", then one per skill_ratio x tau (each mask only while it is judged)."""
     from neuron_receivers.hook_variants import get_variant
     from utils.generation import count_unet_calls
@@ -38,18 +39,18 @@ def concept_table(pipe, judge, modules, attribute: str, value: str, args, config
     from utils.skilled import union_masks
 
     weights = {name: m.weight.detach() for name, m in modules.items()}  # unpruned outside masked_weights
-    norms = record_norms(pipe, concept_pairs(attribute, value, args.pairs, seed=args.seed), config, get_variant(args.hook_module), None)
+    norms = record_norms(pipe, concept_pairs(attribute, value, args.pairs, seed=args.seed), sampling, get_variant(args.hook_module), None)
     calls = count_unet_calls(pipe, args.num_inference_steps)
     targets, others = eval_scenes(attribute, value, args.eval_prompts)
     total = sum(p.numel() for p in pipe.unet.parameters())
-    rows = [{"skill_ratio": None, "tau": None, "pruned_fraction": 0.0, **evaluate(pipe, judge, attribute, value, targets, others, config)[0]}]
+    rows = [{"skill_ratio": None, "tau": None, "pruned_fraction": 0.0, **evaluate(pipe, judge, attribute, value, targets, others, sampling)[0]}]
     print(f"{attribute}={value} before: detection {rows[0]['detection']:.2f}, other accuracy {rows[0]['other_accuracy']:.2f}", flush=True)
     for ratio in args.skill_ratios:
         for tau_text in args.taus:
             tau = calls if tau_text == "all" else min(int(tau_text), calls)
             masks = union_masks(weights, norms, ratio, tau)
             with masked_weights(modules, masks):
-                scores = evaluate(pipe, judge, attribute, value, targets, others, config)[0]
+                scores = evaluate(pipe, judge, attribute, value, targets, others, sampling)[0]
             row = {"skill_ratio": ratio, "tau": tau_text, "pruned_fraction": sum(int(m.sum()) for m in masks.values()) / total, **scores}
             rows.append(row)
             print(f"sr {ratio} tau {tau_text}: {100 * row['pruned_fraction']:.2f}% pruned, detection {row['detection']:.2f}, "
@@ -78,47 +79,92 @@ def print_report(path: str | Path) -> dict:
     return report
 
 
-def main(argv=None) -> dict:
-    """Parse ``argv``; judge the model's generations, then every concept's table; write and return the report."""
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_erasure.yaml"
+HOOK_MODULES = ("unet", "unet-ffn-1")
+
+
+def parse_config(argv=None) -> dict:
+    """The run's settings: configs/demo_erasure.yaml, then the file of --config, then the options passed.
+
+    Returns a dict with every key of the defaults file plus ``show`` (a saved report to print, or None).
+    Raises UsageError for a missing or malformed file, an unknown key, a bad concept or hook module.
+    """
+    import yaml
+
+    from utils.config import load_yaml_config
+    from utils.errors import UsageError
+
+    defaults = yaml.safe_load(DEFAULT_CONFIG.read_text())  # the shipped file: every key, no checks needed
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="a diffusers pipeline folder or hub id (required unless --show)")
+    parser.add_argument("--config", default=None, help="a YAML file of these options (see configs/demo_erasure.yaml)")
     parser.add_argument("--show", default=None, help="only print the Markdown tables of a saved report (JSON) and exit")
-    parser.add_argument("--judge", default="demo/judge.safetensors")
-    parser.add_argument("--concepts", nargs="+", default=["style=stripes", "shape=circle"], help="attribute=value ...")
-    parser.add_argument("--pairs", type=int, default=32, help="prompt pairs of the discovery (seeded by --seed)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval_prompts", type=int, default=64)
-    parser.add_argument("--quality_prompts", type=int, default=256, help="random scenes that measure the model's own generations")
-    parser.add_argument("--num_inference_steps", type=int, default=20)
-    parser.add_argument("--device", default="cpu", help="where the pipeline runs (cpu, cuda, auto, ...); the judge runs on the CPU")
-    parser.add_argument("--guidance_scale", type=float, default=5.0)
-    parser.add_argument("--skill_ratios", type=float, nargs="+", default=[0.01, 0.02, 0.05, 0.1])
-    parser.add_argument("--taus", nargs="+", default=["5", "10", "all"])
-    parser.add_argument("--hook_module", choices=["unet", "unet-ffn-1"], default="unet", help="ff.net.2 (the paper) or ff.net.0.proj")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--model_id", "--model", dest="model_id", help="a diffusers pipeline folder or hub id")
+    parser.add_argument("--judge")
+    parser.add_argument("--concepts", nargs="+", help="attribute=value ...")
+    for key in ("pairs", "seed", "eval_prompts", "quality_prompts", "num_inference_steps"):
+        parser.add_argument(f"--{key}", type=int)
+    parser.add_argument("--guidance_scale", type=float)
+    parser.add_argument("--device", help="where the pipeline runs (cpu, cuda, auto, ...); the judge runs on the CPU")
+    parser.add_argument("--skill_ratios", type=float, nargs="+")
+    parser.add_argument("--taus", nargs="+", help="UNet calls of the union: integers or all")
+    parser.add_argument("--hook_module", help="unet (ff.net.2, the paper) or unet-ffn-1 (ff.net.0.proj)")
+    parser.add_argument("--out")
     args = parser.parse_args(argv)
-    if args.show:
-        return print_report(args.show)
-    if not args.model:
-        parser.error("--model is required (or --show REPORT.json)")
+    config = dict(defaults)
+    if args.config:
+        config.update(load_yaml_config(args.config, known=set(defaults)))
+    config.update({k: v for k, v in vars(args).items() if v is not None and k in defaults})
+    config["show"] = args.show
+    if config["hook_module"] not in HOOK_MODULES:
+        raise UsageError(f"unknown hook_module {config['hook_module']!r}; use one of {', '.join(HOOK_MODULES)}")
+    for concept in config["concepts"]:
+        check_concept(concept)
+    config["taus"] = [str(tau) for tau in config["taus"]]
+    for tau in config["taus"]:
+        if tau != "all" and not (tau.isdigit() and int(tau) > 0):
+            raise UsageError(f"tau {tau!r} is neither a positive integer nor all; fix --taus")
+    return config
+
+
+def check_concept(concept: str) -> tuple[str, str]:
+    """(attribute, value) of ``attribute=value``; UsageError when the demo world has no such value."""
+    from demo.world import ATTRIBUTES
+    from utils.errors import UsageError
+
+    attribute, _, value = concept.partition("=")
+    if attribute not in ATTRIBUTES or value not in ATTRIBUTES[attribute]:
+        raise UsageError(f"unknown demo concept {concept!r}; give attribute=value with an attribute among "
+                         f"{', '.join(ATTRIBUTES)} and one of its values (demo/world.py), e.g. style=stripes")
+    return attribute, value
+
+
+def main(argv=None) -> dict:
+    """Parse ``argv`` (see parse_config); judge the model's generations, then every concept's table; write and return the report."""
+    config = parse_config(argv)
+    if config["show"]:
+        return print_report(config["show"])
+    args = argparse.Namespace(**config)
 
     from demo.judge import load_judge
     from demo.measure import generation_accuracy
     from neuron_receivers.hook_variants import get_variant, select_modules
+    from utils.config import dump_yaml
     from utils.model_loading import load_pipeline, resolve_device
     from utils.storage import write_text
 
-    pipe = load_pipeline(args.model, resolve_device(args.device), torch.float32)
+    pipe = load_pipeline(args.model_id, resolve_device(args.device), torch.float32)
     judge = load_judge(args.judge)
-    config = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale, "batch_size": 32}
+    sampling = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale, "batch_size": 32}
     modules = select_modules(pipe.unet, get_variant(args.hook_module))
-    quality = generation_accuracy(pipe, judge, args.quality_prompts, config) if args.quality_prompts else {}
+    quality = generation_accuracy(pipe, judge, args.quality_prompts, sampling) if args.quality_prompts else {}
     print(f"judge accuracy on {args.quality_prompts} generations: {quality}", flush=True)
-    report = {"model": args.model, "settings": vars(args), "generation_accuracy": quality, "tables": {}}
-    out = Path(args.out or Path(args.model).parent / f"{Path(args.model).name}-erasure.json")
+    settings = {k: v for k, v in config.items() if k != "show"}
+    report = {"model": args.model_id, "settings": settings, "generation_accuracy": quality, "tables": {}}
+    out = Path(args.out or Path(args.model_id).parent / f"{Path(args.model_id).name}-erasure.json")
+    write_text(out.with_suffix(".config.yaml"), dump_yaml(settings))  # the resolved config beside the results
     for concept in args.concepts:
-        attribute, value = concept.split("=")
-        report["tables"][concept] = concept_table(pipe, judge, modules, attribute, value, args, config)
+        attribute, value = check_concept(concept)
+        report["tables"][concept] = concept_table(pipe, judge, modules, attribute, value, args, sampling)
         print(f"\n{concept}\n" + markdown(report["tables"][concept], concept) + "\n", flush=True)
         write_text(out, json.dumps(report, indent=2) + "\n")  # after each concept: a stopped run keeps the finished tables
     return report

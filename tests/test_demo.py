@@ -3,6 +3,7 @@ and its measured erasure (the CI erasure test)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -223,3 +224,40 @@ def test_erasure_table_shows_a_saved_report_as_markdown(tmp_path, capsys):
     assert "| style=stripes detected | other scenes: mean accuracy | shape | colour |" in out
     assert "| before | – | 0.00 | 94% | 75% | 50% | 100% |" in out
     assert "| 0.05 | all | 1.23 | 12% | 75% | 50% | 100% |" in out
+
+
+def test_erasure_table_config_layers_yaml_file_then_options(tmp_path):
+    from demo.erasure_table import parse_config
+
+    defaults = parse_config([])
+    assert defaults["model_id"] == "demo/model" and defaults["concepts"] == ["style=stripes", "shape=circle"]
+    assert defaults["taus"] == ["5", "10", "all"] and defaults["skill_ratios"] == [0.01, 0.02, 0.05, 0.1]
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("pairs: 8\ntaus: [3, all]\nconcepts: [colour=red]\n")
+    config = parse_config(["--config", str(mine), "--pairs", "4", "--model", "models/x"])
+    assert config["pairs"] == 4 and config["taus"] == ["3", "all"] and config["concepts"] == ["colour=red"]
+    assert config["model_id"] == "models/x" and config["seed"] == defaults["seed"]  # --model is an alias; the rest stays
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--concepts", "style=glitter"], "unknown demo concept 'style=glitter'"),
+    (["--concepts", "stripes"], "unknown demo concept 'stripes'"),
+    (["--taus", "0"], "tau '0'"),
+    (["--hook_module", "attn_key"], "unknown hook_module"),
+])
+def test_erasure_table_rejects_bad_settings_in_one_sentence(argv, words):
+    from demo.erasure_table import parse_config
+    from utils.errors import UsageError
+
+    with pytest.raises(UsageError, match=re.escape(words)):
+        parse_config(argv)
+
+
+def test_erasure_table_config_file_with_an_unknown_key_is_a_usage_error(tmp_path):
+    from demo.erasure_table import parse_config
+    from utils.errors import UsageError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("skill_ratio: 0.1\n")
+    with pytest.raises(UsageError, match="unknown key"):
+        parse_config(["--config", str(bad)])
