@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Train the shipped demo model (demo/model) from nothing, in one command: the VAE, then the five
+# step-exact UNet/text runs of its recipe (low2, 12 latent channels; plain, then FFN selectivity 0.1,
+# then 0.3; 8,402 steps in all), one after the other on all the CPU threads (or the GPU with DEVICE=cuda).
+# Prints the wall time of each stage and of the whole. Training is seeded, but floating-point sums
+# depend on thread count and device, so the weights match demo/model only approximately.
+# Usage: bash demo/train_shipped.sh [output folder, default models/shipped]   (the model: OUT/model)
+# SMOKE=1 divides every step count by 200: a quick check that the chain runs (not a usable model).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-models/shipped}
+DEVICE=${DEVICE:-cpu}
+SMOKE=${SMOKE:-0}
+mkdir -p "$OUT"
+steps() { if [ "$SMOKE" = 1 ]; then echo $(( ($1 + 199) / 200 )); else echo "$1"; fi; }
+IMAGES=40000; [ "$SMOKE" = 1 ] && IMAGES=512
+T="--arch low2 --latent_channels 12 --minutes 600 --device $DEVICE --images $IMAGES --save_every 20"
+start=$(date +%s)
+stage() {  # stage NAME ARGS...: one run of demo/train_model.py, timed
+    local name=$1; shift
+    local t0; t0=$(date +%s)
+    python demo/train_model.py $T "$@" --out "$OUT/$name" > "$OUT/$name.out" 2>&1
+    echo "$name: $(( $(date +%s) - t0 )) s (total $(( $(date +%s) - start )) s)"
+}
+stage vae --minutes 0 --vae_steps "$(steps 1000)"
+stage plain-a --vae_from "$OUT/vae" --offset_noise 0 --steps "$(steps 868)"
+stage plain-b --vae_from "$OUT/vae" --init_from "$OUT/plain-a" --offset_noise 0 --steps "$(steps 1080)"
+stage plain --vae_from "$OUT/vae" --init_from "$OUT/plain-b" --steps "$(steps 3137)"
+stage select0.1 --vae_from "$OUT/plain" --init_from "$OUT/plain" --ffn_selectivity 0.1 --steps "$(steps 2113)"
+stage model --vae_from "$OUT/select0.1" --init_from "$OUT/select0.1" --ffn_selectivity 0.3 --steps "$(steps 1204)"
+echo "all: $(( $(date +%s) - start )) s; the model: $OUT/model"
