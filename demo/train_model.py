@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import hashlib
 import json
 import sys
 import time
@@ -167,18 +168,21 @@ class FFNSparsity:
     forward passes since its last call, as differentiable scalars, and clears them. Hooks are removed on exit.
     """
 
-    def __init__(self, unet: nn.Module, groups: int = 1):
+    def __init__(self, unet: nn.Module, groups: int = 1, population: bool = True, selectivity: bool = True):
         self.modules = list(select_modules(unet, get_variant("unet")).values())
         self.groups = groups
+        self.measure_population, self.measure_selectivity = population, selectivity  # a measure not asked for costs nothing
         self.population: list[torch.Tensor] = []
         self.selectivity: list[torch.Tensor] = []
         self.handles: list = []
 
     def _record(self, module, inputs) -> None:
         x = inputs[0]  # [batch, tokens, neurons]
-        self.population.append(hoyer(x, -1).mean())
-        per_image = x.abs().mean(1)  # [batch, neurons]
-        self.selectivity.append(hoyer(per_image.reshape(self.groups, -1, per_image.shape[-1]), 1).mean())
+        if self.measure_population:
+            self.population.append(hoyer(x, -1).mean())
+        if self.measure_selectivity:
+            per_image = x.abs().mean(1)  # [batch, neurons]
+            self.selectivity.append(hoyer(per_image.reshape(self.groups, -1, per_image.shape[-1]), 1).mean())
 
     def __enter__(self) -> "FFNSparsity":
         self.handles = [m.register_forward_pre_hook(self._record) for m in self.modules]
@@ -190,10 +194,37 @@ class FFNSparsity:
         self.handles = []
 
     def take(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(population, selectivity): mean Hoyer measures over the recorded FFNs (zeros when none were recorded)."""
+        """(population, selectivity): mean Hoyer measures over the recorded FFNs (zero for a measure not recorded)."""
         out = tuple(torch.stack(v).mean() if v else torch.zeros(()) for v in (self.population, self.selectivity))
         self.population, self.selectivity = [], []
         return out
+
+
+def vae_fingerprint(vae) -> str:
+    """A short SHA-256 of the VAE's weights (names, shapes and bytes): equal for equal VAEs."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(vae.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_latents(vae, images: torch.Tensor, cache: Path | None, key: str) -> torch.Tensor:
+    """The VAE's posterior means of ``images`` (see encode_all), read from ``cache`` when an earlier run
+    with the same VAE weights and images (``key``) wrote them there, else encoded and written (atomically).
+    Runs that continue one another (--init_from) so skip re-encoding the dataset; ``cache=None``: no cache."""
+    from utils.storage import load_tensors, save_tensors
+
+    device = next(vae.parameters()).device
+    path = cache / f"latents-{vae_fingerprint(vae)}-{key}.safetensors" if cache is not None else None
+    if path is not None and path.is_file():
+        return load_tensors(path, device)[0]["latents"]
+    latents = encode_all(vae, images)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_tensors(path, {"latents": latents.cpu().contiguous()}, {"key": key, "count": len(images)})
+    return latents
 
 
 @torch.no_grad()
@@ -251,6 +282,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--save_every", type=float, default=0.0, help="minutes between checkpoints of the pipeline (0: only at the end)")
     parser.add_argument("--init_from", default=None, help="a pipeline folder of this script whose UNet and text encoder training continues from")
     parser.add_argument("--vae_from", default=None, help="a pipeline folder whose trained VAE is reused instead of training one")
+    parser.add_argument("--latent_cache", default=None,
+                        help="a folder for the encoded dataset, keyed by the VAE's weights and the images, so that continued runs skip the encoding ('' or unset: none)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)  # before anything is written: a missing GPU leaves no folder behind
     out = Path(args.out)
@@ -285,16 +318,18 @@ def main(argv=None) -> dict:
     items = dataset(args.images, args.seed)
     images = images_tensor(items)
     vae, unet, text = vae.to(device), unet.to(device), text.to(device)
+    cache = Path(args.latent_cache) if args.latent_cache else None
+    data_key = f"images{args.images}-seed{args.seed}"  # dataset() and render() are deterministic in these
     if args.vae_from:
         from diffusers import AutoencoderKL
 
         vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").to(device)
         vae_loss = json.loads((Path(args.vae_from) / "training.json").read_text())["vae_loss"]
         scaling = vae.config.scaling_factor
-        latents = encode_all(vae, images) * scaling
+        latents = cached_latents(vae, images, cache, data_key) * scaling
     else:
         vae_loss = train_vae(vae, images, args.vae_steps, log)
-        latents = encode_all(vae, images)
+        latents = cached_latents(vae, images, cache, data_key)
         scaling = float(1.0 / latents.std())
         vae.register_to_config(scaling_factor=scaling)
         latents = latents * scaling
@@ -318,7 +353,8 @@ def main(argv=None) -> dict:
     measured = None  # running (population, selectivity) Hoyer measures
     regularised = args.ffn_sparsity > 0 or args.ffn_selectivity > 0
     groups = args.t_groups if args.ffn_selectivity > 0 else 1
-    with FFNSparsity(unet, groups) if regularised else contextlib.nullcontext() as sparsity:
+    # only the measures with a weight are computed (a zero-weighted term would still cost its backward pass)
+    with FFNSparsity(unet, groups, args.ffn_sparsity > 0, args.ffn_selectivity > 0) if regularised else contextlib.nullcontext() as sparsity:
         while time.time() < deadline and (args.steps <= 0 or step < args.steps):
             idx = torch.randint(len(latents), (args.batch,), generator=generator).to(device)
             drop = torch.rand(args.batch, generator=generator) < 0.1
@@ -343,7 +379,10 @@ def main(argv=None) -> dict:
             total = loss
             if sparsity is not None:
                 population, selectivity = sparsity.take()
-                total = loss + args.ffn_sparsity * population + args.ffn_selectivity * selectivity
+                if args.ffn_sparsity > 0:
+                    total = total + args.ffn_sparsity * population
+                if args.ffn_selectivity > 0:
+                    total = total + args.ffn_selectivity * selectivity
                 now = torch.stack([population.detach(), selectivity.detach()])  # kept on the device: no sync per step
                 measured = now if measured is None else 0.98 * measured + 0.02 * now
             optimizer.zero_grad()
@@ -356,7 +395,9 @@ def main(argv=None) -> dict:
             running = loss.detach() if running is None else 0.98 * running + 0.02 * loss.detach()
             step += 1
             if step % 100 == 0:
-                log(f"step {steps_before + step}: loss {float(running):.4f}" + (f", ffn hoyer population {float(measured[0]):.3f} selectivity {float(measured[1]):.3f}" if measured is not None else ""))
+                hoyers = "" if measured is None else "".join(f", ffn hoyer {name} {float(value):.3f}" for name, value, weight in
+                                                             zip(("population", "selectivity"), measured, (args.ffn_sparsity, args.ffn_selectivity)) if weight > 0)
+                log(f"step {steps_before + step}: loss {float(running):.4f}{hoyers}")
             if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
                 save_pipeline(out, vae, text, tokenizer, ema)
                 write_text(out / "training.json", json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": float(running), "checkpoint": True}))
@@ -367,8 +408,8 @@ def main(argv=None) -> dict:
               "init_from": args.init_from, "steps_this_run": step, "batch": args.batch,
               "final_loss": float(running) if running is not None else None, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma, "offset_noise": args.offset_noise,
               "ffn_sparsity": args.ffn_sparsity, "ffn_selectivity": args.ffn_selectivity, "t_groups": groups,
-              "ffn_hoyer_population": float(measured[0]) if measured is not None else None,
-              "ffn_hoyer_selectivity": float(measured[1]) if measured is not None else None,
+              "ffn_hoyer_population": float(measured[0]) if measured is not None and args.ffn_sparsity > 0 else None,
+              "ffn_hoyer_selectivity": float(measured[1]) if measured is not None and args.ffn_selectivity > 0 else None,
               "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "device": str(device), "steps_cap": args.steps, "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
               "ffn_layers": len(select_modules(unet, get_variant("unet")))}
     write_text(out / "training.json", json.dumps(report, indent=2) + "\n")

@@ -14,7 +14,7 @@ SMOKE=${SMOKE:-0}
 mkdir -p "$OUT"
 steps() { if [ "$SMOKE" = 1 ]; then echo $(( ($1 + 199) / 200 )); else echo "$1"; fi; }
 IMAGES=40000; [ "$SMOKE" = 1 ] && IMAGES=512
-T="--arch low2 --latent_channels 12 --minutes 600 --device $DEVICE --images $IMAGES --save_every 20"
+T="--arch low2 --latent_channels 12 --minutes 600 --device $DEVICE --images $IMAGES --save_every 20 --latent_cache $OUT/.latents"
 start=$(date +%s)
 stage() {  # stage NAME ARGS...: one run of demo/train_model.py, timed
     local name=$1; shift

@@ -173,6 +173,9 @@ def test_ffn_sparsity_measures_hoyer_sparsity_of_ff_net_2_inputs_and_removes_its
         assert sparsity.take()[1].item() == pytest.approx(2 ** -0.5, abs=1e-5)
     model[0](dense)
     assert sparsity.population == [] and sparsity.selectivity == []  # hooks are gone
+    with FFNSparsity(model, population=False) as only_selectivity:  # a measure not asked for is not computed
+        model[0](dense)
+        assert only_selectivity.population == [] and len(only_selectivity.selectivity) == 1
 
 
 def test_the_candidate_archs_put_more_of_the_unet_into_ffns():
@@ -261,3 +264,26 @@ def test_erasure_table_config_file_with_an_unknown_key_is_a_usage_error(tmp_path
     bad.write_text("skill_ratio: 0.1\n")
     with pytest.raises(UsageError, match="unknown key"):
         parse_config(["--config", str(bad)])
+
+
+def test_latent_cache_is_keyed_by_the_vae_weights_and_skips_encoding(tmp_path, monkeypatch):
+    import torch
+    from diffusers import AutoencoderKL
+
+    import demo.train_model as train_model
+
+    vae = AutoencoderKL.from_pretrained(str(REPO_ROOT / "demo" / "model"), subfolder="vae").eval()
+    images = train_model.images_tensor(dataset(4, 0))
+    first = train_model.cached_latents(vae, images, tmp_path, "k")
+    assert first.shape == (4, 12, 16, 16) and len(list(tmp_path.glob("latents-*-k.safetensors"))) == 1
+    fresh = AutoencoderKL.from_pretrained(str(REPO_ROOT / "demo" / "model"), subfolder="vae").eval()  # same weights, new object
+
+    def no_encoding(*args):
+        raise AssertionError("the cache should have answered")
+
+    monkeypatch.setattr(train_model, "encode_all", no_encoding)
+    assert torch.equal(train_model.cached_latents(fresh, images, tmp_path, "k"), first)
+    with torch.no_grad():
+        fresh.decoder.conv_out.bias.add_(1.0)  # other weights: another key, so it encodes again
+    with pytest.raises(AssertionError, match="cache should"):
+        train_model.cached_latents(fresh, images, tmp_path, "k")
