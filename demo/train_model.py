@@ -350,6 +350,7 @@ def main(argv=None) -> dict:
     unet.train()
     text.train()
     step, deadline, running, last_save = 0, time.time() + 60 * args.minutes, None, time.time()
+    warm_steps, warm_time = 10, None  # the step time is measured after the first steps (warm-up, compiling)
     measured = None  # running (population, selectivity) Hoyer measures
     regularised = args.ffn_sparsity > 0 or args.ffn_selectivity > 0
     groups = args.t_groups if args.ffn_selectivity > 0 else 1
@@ -394,6 +395,8 @@ def main(argv=None) -> dict:
                 torch._foreach_lerp_(ema_params, unet_params, 1.0 - decay)
             running = loss.detach() if running is None else 0.98 * running + 0.02 * loss.detach()
             step += 1
+            if step == warm_steps:
+                warm_time = time.time()
             if step % 100 == 0:
                 hoyers = "" if measured is None else "".join(f", ffn hoyer {name} {float(value):.3f}" for name, value, weight in
                                                              zip(("population", "selectivity"), measured, (args.ffn_sparsity, args.ffn_selectivity)) if weight > 0)
@@ -403,6 +406,7 @@ def main(argv=None) -> dict:
                 write_text(out / "training.json", json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": float(running), "checkpoint": True}))
                 last_save = time.time()
                 log(f"checkpoint saved at step {steps_before + step}")
+    loop_end = time.time()
     save_pipeline(out, vae, text, tokenizer, ema)
     report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": steps_before + step,
               "init_from": args.init_from, "steps_this_run": step, "batch": args.batch,
@@ -410,7 +414,8 @@ def main(argv=None) -> dict:
               "ffn_sparsity": args.ffn_sparsity, "ffn_selectivity": args.ffn_selectivity, "t_groups": groups,
               "ffn_hoyer_population": float(measured[0]) if measured is not None and args.ffn_sparsity > 0 else None,
               "ffn_hoyer_selectivity": float(measured[1]) if measured is not None and args.ffn_selectivity > 0 else None,
-              "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "device": str(device), "steps_cap": args.steps, "train_seconds": time.time() - started, "images": args.images, "seed": args.seed,
+              "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "device": str(device), "steps_cap": args.steps, "train_seconds": time.time() - started,
+              "seconds_per_step": (loop_end - warm_time) / (step - warm_steps) if warm_time is not None and step > warm_steps else None, "images": args.images, "seed": args.seed,
               "ffn_layers": len(select_modules(unet, get_variant("unet")))}
     write_text(out / "training.json", json.dumps(report, indent=2) + "\n")
     log(json.dumps(report))

@@ -287,3 +287,35 @@ def test_latent_cache_is_keyed_by_the_vae_weights_and_skips_encoding(tmp_path, m
         fresh.decoder.conv_out.bias.add_(1.0)  # other weights: another key, so it encodes again
     with pytest.raises(AssertionError, match="cache should"):
         train_model.cached_latents(fresh, images, tmp_path, "k")
+
+
+def test_value_confusions_count_what_the_judge_named_instead():
+    from demo.draws import value_confusions
+
+    table = value_confusions([0, 0, 1, 0, 1, 1, 2, 1, 0], ("a", "b", "c"), 3)
+    assert table["a"] == {"accuracy": 2 / 3, "named": {"b": 1}}
+    assert table["b"] == {"accuracy": 2 / 3, "named": {"a": 1}}
+    assert table["c"] == {"accuracy": 1 / 3, "named": {"b": 1, "a": 1}}
+
+
+def test_draws_tabulates_every_value_and_writes_the_truth_generation_grid(tmp_path):
+    from PIL import Image
+
+    from demo.draws import main
+
+    grid = tmp_path / "out" / "grid.png"
+    tables = main(["--attribute", "size", "--per_value", "2", "--num_inference_steps", "2", "--grid", str(grid),
+                   "--out", str(tmp_path / "out" / "draws.json")])
+    assert set(tables["5.0"]) == set(ATTRIBUTES["size"])
+    assert all(0.0 <= row["accuracy"] <= 1.0 and sum(row["named"].values()) == round(2 * (1 - row["accuracy"])) for row in tables["5.0"].values())
+    with Image.open(grid) as image:  # 2 values x (truth row + generation row), 2 scenes a row, 32 px x 3, 2 px gaps
+        assert image.size == (2 * 96 + 2, 4 * 96 + 3 * 2)
+    assert json.loads((tmp_path / "out" / "draws.json").read_text())["tables"]["5.0"] == tables["5.0"]
+
+
+def test_draws_refuses_an_unknown_attribute():
+    from demo.draws import main
+    from utils.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown --attribute 'texture'"):
+        main(["--attribute", "texture"])

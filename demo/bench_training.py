@@ -1,0 +1,68 @@
+"""Training speed of the demo model: seconds per UNet/text step with and without the FFN selectivity
+penalty, and what that makes of the shipped recipe (demo/train_shipped.sh).
+
+Each setting is one short real run of demo/train_model.py (``--steps N``, the shipped VAE, a small
+latent cache); its step time is measured after the first 10 steps (warm-up). The recipe
+estimate is 5,085 plain steps + 3,317 selectivity steps at those rates, plus --fixed_seconds (the VAE
+stage and the five runs' start-ups, measured by train_shipped.sh: 549 s + 5 x 30 s by default).
+Example: python demo/bench_training.py --steps 60
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.errors import run_cli  # noqa: E402
+
+PLAIN_STEPS, SELECTIVITY_STEPS = 868 + 1080 + 3137, 2113 + 1204  # demo/train_shipped.sh
+
+
+def step_seconds(arch: str, steps: int, selectivity: float, folder: Path, device: str) -> dict:
+    """One short training run; returns its report (``seconds_per_step``, ``train_seconds``, ...)."""
+    from demo.train_model import main as train
+
+    repo = Path(__file__).resolve().parents[1]
+    argv = ["--arch", arch, "--latent_channels", "12", "--vae_from", str(repo / "demo" / "model"), "--images", "2048",
+            "--steps", str(steps), "--minutes", "600", "--device", device, "--latent_cache", str(folder / "cache"),
+            "--ffn_selectivity", str(selectivity), "--out", str(folder / f"{arch}-{selectivity}")]
+    return train(argv)
+
+
+def main(argv=None) -> dict:
+    """Parse ``argv``, time plain and selectivity steps, print them and the recipe estimate; return the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="low2")
+    parser.add_argument("--steps", type=int, default=60, help="steps per run (the first 10 are not timed)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--fixed_seconds", type=float, default=549 + 5 * 30, help="the recipe's time outside the UNet/text steps")
+    parser.add_argument("--out", default=None, help="write the figures here as JSON")
+    args = parser.parse_args(argv)
+    if args.steps <= 10:
+        parser.error("--steps must be more than 10 (the first 10 steps are not timed)")
+    import torch
+
+    figures = {"arch": args.arch, "threads": torch.get_num_threads(), "device": args.device, "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for selectivity in (0.0, 0.3):
+            report = step_seconds(args.arch, args.steps, selectivity, Path(tmp), args.device)
+            figures["runs"][f"selectivity {selectivity}"] = {"seconds_per_step": report["seconds_per_step"], "run_seconds": report["train_seconds"]}
+    rates = [figures["runs"][f"selectivity {s}"]["seconds_per_step"] for s in (0.0, 0.3)]
+    figures["recipe_minutes"] = (args.fixed_seconds + PLAIN_STEPS * rates[0] + SELECTIVITY_STEPS * rates[1]) / 60
+    print(f"{args.arch} on {args.device}, {figures['threads']} threads; seconds per step after 10 warm-up steps:")
+    for name, run in figures["runs"].items():
+        print(f"  {name}: {run['seconds_per_step']:.3f} s/step (whole run {run['run_seconds']:.0f} s)")
+    print(f"  shipped recipe ({PLAIN_STEPS} plain + {SELECTIVITY_STEPS} selectivity steps + {args.fixed_seconds:.0f} s): {figures['recipe_minutes']:.0f} min")
+    if args.out:
+        from utils.storage import write_text
+
+        write_text(args.out, json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+if __name__ == "__main__":
+    run_cli(main)
