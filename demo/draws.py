@@ -36,7 +36,7 @@ def main(argv=None) -> dict:
     """Parse ``argv``; generate, judge and tabulate every value (and write the grid); return the table per guidance scale."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_id", default="demo/model", help="a diffusers pipeline folder or hub id of a demo-world model")
-    parser.add_argument("--judge", default="demo/judge.safetensors")
+    parser.add_argument("--judge", default=None, help="judge weights (default: demo/judge.safetensors)")
     parser.add_argument("--attribute", default="style", help="shape, colour, background, size or style")
     parser.add_argument("--per_value", type=int, default=16, help="scenes per value")
     parser.add_argument("--num_inference_steps", type=int, default=20)
@@ -55,7 +55,7 @@ def main(argv=None) -> dict:
     import torch
     from PIL import Image
 
-    from demo.judge import load_judge
+    from demo.judge import REPO_JUDGE, load_judge
     from demo.measure import generate, judge_images
     from demo.run_demo import image_grid
     from demo.world import dataset, render
@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
     from utils.storage import save_image, write_text
 
     pipe = load_pipeline(args.model_id, resolve_device(args.device), torch.float32)
-    judge = load_judge(args.judge)
+    judge = load_judge(args.judge or REPO_JUDGE)
     values = ATTRIBUTES[args.attribute]
     scenes = [item for i, value in enumerate(values) for item in dataset(args.per_value, SEED + i, **{args.attribute: value})]
     tables = {}

@@ -350,11 +350,11 @@ def main(argv=None) -> dict:
     unet.train()
     text.train()
     step, deadline, running, last_save = 0, time.time() + 60 * args.minutes, None, time.time()
-    warm_steps, warm_time = 10, None  # the step time is measured after the first steps (warm-up, compiling)
+    warm_steps, warm_time = 10, None  # the step time is measured after the first steps (warm-up)
     measured = None  # running (population, selectivity) Hoyer measures
     regularised = args.ffn_sparsity > 0 or args.ffn_selectivity > 0
     groups = args.t_groups if args.ffn_selectivity > 0 else 1
-    # only the measures with a weight are computed (a zero-weighted term would still cost its backward pass)
+    # only the measures with a weight are recorded (a zero-weighted recorded term would still cost its backward pass)
     with FFNSparsity(unet, groups, args.ffn_sparsity > 0, args.ffn_selectivity > 0) if regularised else contextlib.nullcontext() as sparsity:
         while time.time() < deadline and (args.steps <= 0 or step < args.steps):
             idx = torch.randint(len(latents), (args.batch,), generator=generator).to(device)
@@ -379,11 +379,8 @@ def main(argv=None) -> dict:
             loss = per_image.mean()
             total = loss
             if sparsity is not None:
-                population, selectivity = sparsity.take()
-                if args.ffn_sparsity > 0:
-                    total = total + args.ffn_sparsity * population
-                if args.ffn_selectivity > 0:
-                    total = total + args.ffn_selectivity * selectivity
+                population, selectivity = sparsity.take()  # a measure not recorded is a constant 0: no backward cost
+                total = loss + args.ffn_sparsity * population + args.ffn_selectivity * selectivity
                 now = torch.stack([population.detach(), selectivity.detach()])  # kept on the device: no sync per step
                 measured = now if measured is None else 0.98 * measured + 0.02 * now
             optimizer.zero_grad()
