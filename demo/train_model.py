@@ -50,6 +50,13 @@ ARCHS = {
 ARCHS["low3"] = dict(ARCHS["low2"], transformer_layers_per_block=3)
 ARCHS["low4"] = dict(ARCHS["low2"], transformer_layers_per_block=4)
 ARCHS["wide96"] = dict(ARCHS["low2"], block_out_channels=(32, 96, 96))
+# more capacity at the full 16x16 latent resolution, where the fine textures (waves, zigzag, checker) are drawn:
+# cross-attention there too (one transformer layer at 16x16, two below; 17 FFNs), 64 channels there
+# instead of 32, or both
+ARCHS["att16"] = dict(ARCHS["low2"], down_block_types=("CrossAttnDownBlock2D",) * 3, up_block_types=("CrossAttnUpBlock2D",) * 3,
+                      transformer_layers_per_block=(1, 2, 2))
+ARCHS["wide16"] = dict(ARCHS["low2"], block_out_channels=(64, 64, 64))
+ARCHS["att16w"] = dict(ARCHS["att16"], block_out_channels=(64, 64, 64))
 TEXT_DIM = 64
 MAX_TOKENS = 16
 
