@@ -178,7 +178,7 @@ def test_ffn_sparsity_measures_hoyer_sparsity_of_ff_net_2_inputs_and_removes_its
         assert only_selectivity.population == [] and len(only_selectivity.selectivity) == 1
 
 
-def test_the_candidate_archs_put_more_of_the_unet_into_ffns():
+def test_the_candidate_archs_have_the_ffns_and_16x16_levels_they_claim():
     from transformers import CLIPTokenizer
 
     from demo.train_model import ARCHS, build_models
@@ -186,12 +186,18 @@ def test_the_candidate_archs_put_more_of_the_unet_into_ffns():
 
     folder = REPO_ROOT / "demo" / "model" / "tokenizer"
     tokenizer = CLIPTokenizer.from_pretrained(str(folder))
-    expected = {"low2": (14, 256), "low3": (21, 256), "low4": (28, 256), "wide96": (14, 384)}  # (FFNs, hidden width)
-    for arch, (count, width) in expected.items():
+    expected = {"low2": (14, {256}), "low3": (21, {256}), "low4": (28, {256}), "wide96": (14, {384}),  # (FFNs, hidden widths)
+                "att16": (17, {128, 256}), "wide16": (14, {256}), "att16w": (17, {256})}
+    for arch, (count, widths) in expected.items():
         unet = build_models(arch, len(tokenizer), tokenizer, 12)[1]
         ffns = select_modules(unet, get_variant("unet"))
         assert len(ffns) == count, arch
-        assert {m.in_features for m in ffns.values()} == {width}, arch
+        assert {m.in_features for m in ffns.values()} == widths, arch
+    # the 16x16 designs: attention at the full latent resolution (att16, att16w) or 64 channels there (wide16, att16w)
+    for arch in ("att16", "att16w"):
+        assert ARCHS[arch]["down_block_types"][0] == "CrossAttnDownBlock2D", arch
+    for arch in ("wide16", "att16w"):
+        assert ARCHS[arch]["block_out_channels"][0] == 64, arch
     assert set(expected) <= set(ARCHS)
 
 
