@@ -31,7 +31,8 @@ def concept_pairs(attribute: str, value: str, count: int, seed: int):
 
 
 def concept_table(pipe, judge, modules, attribute: str, value: str, args, sampling: dict) -> list[dict]:
-    """Rows of one concept's table: "before", then one per skill_ratio x tau (each mask only while it is judged)."""
+    """Rows of one concept's table: "before", then one per skill_ratio x tau (each mask only while it is judged),
+    then, with ``args.ceiling``, one with every weight of the hooked layers zeroed (skill_ratio "all weights")."""
     from neuron_receivers.hook_variants import get_variant
     from utils.generation import count_unet_calls
     from utils.pruning import masked_weights
@@ -55,6 +56,12 @@ def concept_table(pipe, judge, modules, attribute: str, value: str, args, sampli
             rows.append(row)
             print(f"sr {ratio} tau {tau_text}: {100 * row['pruned_fraction']:.2f}% pruned, detection {row['detection']:.2f}, "
                   f"other accuracy {row['other_accuracy']:.2f}", flush=True)
+    if args.ceiling:  # every weight of the hooked layers zeroed: what no mask of these layers can go beyond
+        with masked_weights(modules, {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}):
+            scores = evaluate(pipe, judge, attribute, value, targets, others, sampling)[0]
+        rows.append({"skill_ratio": "all weights", "tau": None, "pruned_fraction": sum(w.numel() for w in weights.values()) / total, **scores})
+        print(f"every hooked weight zeroed: {100 * rows[-1]['pruned_fraction']:.2f}% pruned, detection {scores['detection']:.2f}, "
+              f"other accuracy {scores['other_accuracy']:.2f}", flush=True)
     return rows
 
 
@@ -108,6 +115,8 @@ def parse_config(argv=None) -> dict:
     parser.add_argument("--skill_ratios", type=float, nargs="+")
     parser.add_argument("--taus", nargs="+", help="UNet calls of the union: integers or all")
     parser.add_argument("--hook_module", help="unet (ff.net.2, the paper) or unet-ffn-1 (ff.net.0.proj)")
+    parser.add_argument("--ceiling", action="store_true", default=None,
+                        help="end each table with every hooked weight zeroed: the most that pruning these layers can remove")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     config = dict(defaults)
@@ -138,8 +147,9 @@ def check_concept(concept: str) -> tuple[str, str]:
     return attribute, value
 
 
-def main(argv=None) -> dict:
-    """Parse ``argv`` (see parse_config); judge the model's generations, then every concept's table; write and return the report."""
+def main(argv=None, pipe=None) -> dict:
+    """Parse ``argv`` (see parse_config); judge the model's generations, then every concept's table; write and return the report.
+    ``pipe``: an already loaded pipeline of the model to use instead of loading --model_id (its weights are restored after each row)."""
     config = parse_config(argv)
     if config["show"]:
         return print_report(config["show"])
@@ -152,7 +162,8 @@ def main(argv=None) -> dict:
     from utils.model_loading import load_pipeline, resolve_device
     from utils.storage import write_text
 
-    pipe = load_pipeline(args.model_id, resolve_device(args.device), torch.float32)
+    if pipe is None:
+        pipe = load_pipeline(args.model_id, resolve_device(args.device), torch.float32)
     judge = load_judge(args.judge)
     sampling = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale, "batch_size": 32}
     modules = select_modules(pipe.unet, get_variant(args.hook_module))

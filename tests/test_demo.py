@@ -235,6 +235,39 @@ def test_erasure_table_shows_a_saved_report_as_markdown(tmp_path, capsys):
     assert "| 0.05 | all | 1.23 | 12% | 75% | 50% | 100% |" in out
 
 
+def test_erasure_table_ceiling_row_zeroes_every_ffn_weight_and_restores_them(tmp_path):
+    """--ceiling ends the table with every ff.net.2 weight zeroed (its share of the UNet counted by hand)."""
+    import torch
+
+    import demo.erasure_table as table
+    from utils.model_loading import load_pipeline
+
+    pipe = load_pipeline(str(REPO_ROOT / "demo" / "model"), torch.device("cpu"), torch.float32)
+    ffn = {n: m for n, m in pipe.unet.named_modules() if n.endswith("ff.net.2")}
+    before = {n: m.weight.detach().clone() for n, m in ffn.items()}
+    seen = []
+
+    def judged(pipe, *args, **kwargs):  # the real evaluate, noting whether the FFN weights were zeroed at the time
+        seen.append(all(bool((m.weight == 0).all()) for m in ffn.values()))
+        return evaluate(pipe, *args, **kwargs)
+
+    evaluate = table.evaluate
+    table.evaluate = judged
+    try:
+        report = table.main(["--concepts", "style=stripes", "--pairs", "2", "--eval_prompts", "2", "--quality_prompts", "0",
+                                              "--num_inference_steps", "2", "--skill_ratios", "0.1", "--taus", "1", "--ceiling",
+                                              "--out", str(tmp_path / "t.json")], pipe=pipe)
+    finally:
+        table.evaluate = evaluate
+    rows = report["tables"]["style=stripes"]
+    assert [r["skill_ratio"] for r in rows] == [None, 0.1, "all weights"]
+    share = sum(m.weight.numel() for m in ffn.values()) / sum(p.numel() for p in pipe.unet.parameters())
+    assert rows[-1]["pruned_fraction"] == pytest.approx(share) and 0.05 < share < 0.2
+    assert seen == [False, False, True]  # only the ceiling row judged the model with every FFN weight zeroed
+    assert all(torch.equal(m.weight, before[n]) for n, m in ffn.items())  # restored afterwards
+    assert "| all weights | – |" in table.markdown(rows, "style=stripes")
+
+
 def test_erasure_table_config_layers_yaml_file_then_options(tmp_path):
     from demo.erasure_table import parse_config
 
