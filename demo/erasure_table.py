@@ -86,7 +86,8 @@ def print_report(path: str | Path) -> dict:
     return report
 
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_erasure.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "demo_erasure.yaml"
 HOOK_MODULES = ("unet", "unet-ffn-1")
 
 
@@ -124,6 +125,9 @@ def parse_config(argv=None) -> dict:
         config.update(load_yaml_config(args.config, known=set(defaults)))
     config.update({k: v for k, v in vars(args).items() if v is not None and k in defaults})
     config["show"] = args.show
+    for key in ("model_id", "judge"):  # the shipped defaults name files of this repo: found from any working directory
+        if config[key] == defaults[key] and not Path(config[key]).exists():
+            config[key] = str(REPO_ROOT / config[key])
     if config["hook_module"] not in HOOK_MODULES:
         raise UsageError(f"unknown hook_module {config['hook_module']!r}; use one of {', '.join(HOOK_MODULES)}")
     for concept in config["concepts"]:

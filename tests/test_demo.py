@@ -295,6 +295,17 @@ def test_erasure_table_rejects_bad_settings_in_one_sentence(argv, words):
         parse_config(argv)
 
 
+def test_erasure_table_finds_its_shipped_defaults_from_any_directory(tmp_path, monkeypatch):
+    from demo.erasure_table import parse_config
+
+    monkeypatch.chdir(tmp_path)
+    config = parse_config([])
+    assert config["model_id"] == str(REPO_ROOT / "demo" / "model") and config["judge"] == str(REPO_ROOT / "demo" / "judge.safetensors")
+    (tmp_path / "demo" / "model").mkdir(parents=True)  # a folder of that name here wins, as any relative path does
+    assert parse_config([])["model_id"] == "demo/model"
+    assert parse_config(["--model_id", "mine/model"])["model_id"] == "mine/model"  # what the user names is kept as given
+
+
 def test_erasure_table_config_file_with_an_unknown_key_is_a_usage_error(tmp_path):
     from demo.erasure_table import parse_config
     from utils.errors import UsageError
