@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +20,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.errors import run_cli  # noqa: E402
 
-PLAIN_STEPS, SELECTIVITY_STEPS = 868 + 1080 + 3137, 2113 + 1204  # demo/train_shipped.sh
+SHIPPED_RECIPE = Path(__file__).resolve().parent / "train_shipped.sh"
+
+
+def recipe_steps(script: Path = SHIPPED_RECIPE) -> tuple[int, int]:
+    """(plain, selectivity) UNet/text steps of the recipe: the ``--steps "$(steps N)"`` of each ``stage``
+    line of demo/train_shipped.sh, counted as selectivity steps where the line passes --ffn_selectivity."""
+    plain = selectivity = 0
+    for line in script.read_text().splitlines():
+        found = re.search(r'--steps "\$\(steps (\d+)\)"', line)
+        if line.startswith("stage ") and found:
+            if "--ffn_selectivity" in line:
+                selectivity += int(found.group(1))
+            else:
+                plain += int(found.group(1))
+    return plain, selectivity
+
+
+PLAIN_STEPS, SELECTIVITY_STEPS = recipe_steps()
 
 
 def step_seconds(arch: str, steps: int, selectivity: float, folder: Path, device: str) -> dict:

@@ -369,3 +369,16 @@ def test_draws_refuses_an_unknown_attribute():
 
     with pytest.raises(UsageError, match="unknown --attribute 'texture'"):
         main(["--attribute", "texture"])
+
+
+def test_bench_training_reads_the_recipe_steps_from_train_shipped(tmp_path):
+    from demo.bench_training import recipe_steps
+
+    shipped = json.loads((REPO_ROOT / "demo" / "model" / "training.json").read_text())["steps"]
+    plain, selectivity = recipe_steps()
+    assert plain + selectivity == shipped == 8402 and selectivity == 2113 + 1204
+    script = tmp_path / "recipe.sh"
+    script.write_text('stage vae --minutes 0 --vae_steps "$(steps 1000)"\n'
+                      'stage a --steps "$(steps 10)"\n# stage b --steps "$(steps 99)"\n'
+                      'stage c --init_from x --ffn_selectivity 0.3 --steps "$(steps 7)"\n')
+    assert recipe_steps(script) == (10, 7)
