@@ -18,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.config import REPO_ROOT  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 
-SHIPPED_RECIPE = Path(__file__).resolve().parent / "train_shipped.sh"
+SHIPPED_RECIPE = REPO_ROOT / "demo" / "train_shipped.sh"
 
 
 def recipe_steps(script: Path = SHIPPED_RECIPE) -> tuple[int, int]:
@@ -37,15 +38,12 @@ def recipe_steps(script: Path = SHIPPED_RECIPE) -> tuple[int, int]:
     return plain, selectivity
 
 
-PLAIN_STEPS, SELECTIVITY_STEPS = recipe_steps()
-
 
 def step_seconds(arch: str, steps: int, selectivity: float, folder: Path, device: str) -> dict:
     """One short training run; returns its report (``seconds_per_step``, ``train_seconds``, ...)."""
     from demo.train_model import main as train
 
-    repo = Path(__file__).resolve().parents[1]
-    argv = ["--arch", arch, "--latent_channels", "12", "--vae_from", str(repo / "demo" / "model"), "--images", "2048",
+    argv = ["--arch", arch, "--latent_channels", "12", "--vae_from", str(REPO_ROOT / "demo" / "model"), "--images", "2048",
             "--steps", str(steps), "--minutes", "600", "--device", device, "--latent_cache", str(folder / "cache"),
             "--ffn_selectivity", str(selectivity), "--out", str(folder / f"{arch}-{selectivity}")]
     return train(argv)
@@ -70,11 +68,12 @@ def main(argv=None) -> dict:
             report = step_seconds(args.arch, args.steps, selectivity, Path(tmp), args.device)
             figures["runs"][f"selectivity {selectivity}"] = {"seconds_per_step": report["seconds_per_step"], "run_seconds": report["train_seconds"]}
     rates = [figures["runs"][f"selectivity {s}"]["seconds_per_step"] for s in (0.0, 0.3)]
-    figures["recipe_minutes"] = (args.fixed_seconds + PLAIN_STEPS * rates[0] + SELECTIVITY_STEPS * rates[1]) / 60
+    plain_steps, selectivity_steps = recipe_steps()
+    figures["recipe_minutes"] = (args.fixed_seconds + plain_steps * rates[0] + selectivity_steps * rates[1]) / 60
     print(f"{args.arch} on {args.device}, {figures['threads']} threads; seconds per step after 10 warm-up steps:")
     for name, run in figures["runs"].items():
         print(f"  {name}: {run['seconds_per_step']:.3f} s/step (whole run {run['run_seconds']:.0f} s)")
-    print(f"  shipped recipe ({PLAIN_STEPS} plain + {SELECTIVITY_STEPS} selectivity steps + {args.fixed_seconds:.0f} s): {figures['recipe_minutes']:.0f} min")
+    print(f"  shipped recipe ({plain_steps} plain + {selectivity_steps} selectivity steps + {args.fixed_seconds:.0f} s): {figures['recipe_minutes']:.0f} min")
     if args.out:
         from utils.storage import write_text
 

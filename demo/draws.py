@@ -83,11 +83,9 @@ def main(argv=None) -> dict:
                 chunk = slice(i * args.per_value, i * args.per_value + min(args.per_value, args.grid_columns))
                 rows.append([Image.fromarray(render(scene, seed)) for scene, seed in scenes[chunk]])
                 rows.append(images[chunk])
-            Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
             save_image(args.grid, image_grid(rows))
             print(f"grid (rows: truth, generation; per value in the order above): {args.grid}")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_text(args.out, json.dumps({"model": args.model_id, "attribute": args.attribute, "per_value": args.per_value, "tables": tables}, indent=2) + "\n")
     return tables
 

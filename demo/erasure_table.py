@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from demo.measure import eval_scenes, evaluate  # noqa: E402
+from utils.config import REPO_ROOT  # noqa: E402
 
 
 def concept_pairs(attribute: str, value: str, count: int, seed: int):
@@ -86,7 +87,6 @@ def print_report(path: str | Path) -> dict:
     return report
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "demo_erasure.yaml"
 HOOK_MODULES = ("unet", "unet-ffn-1")
 

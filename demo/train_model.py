@@ -229,7 +229,6 @@ def cached_latents(vae, images: torch.Tensor, cache: Path | None, key: str) -> t
         return load_tensors(path, device)[0]["latents"]
     latents = encode_all(vae, images)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         save_tensors(path, {"latents": latents.cpu().contiguous()}, {"key": key, "count": len(images)})
     return latents
 
