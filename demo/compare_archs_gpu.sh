@@ -56,8 +56,9 @@ for arch in archs:
     for attribute in ("style", "shape", "colour"):
         draws = out / f"{arch}-draws-{attribute}.json"
         if draws.is_file():
-            table = next(iter(json.loads(draws.read_text())["tables"].values()))
-            row[attribute] = sum(v["accuracy"] for v in table.values()) / len(table)
+            drawn = json.loads(draws.read_text())
+            table = next(iter(drawn["tables"].values()))
+            row[attribute] = next(iter(drawn["mean_accuracy"].values()))
             if attribute == "style":
                 row["style_per_value"] = {k: v["accuracy"] for k, v in table.items()}
     rows[arch] = row

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.config import repo_path  # noqa: E402
 from utils.errors import UsageError, run_cli  # noqa: E402
 
 SEED = 500  # scenes of value i come from dataset(per_value, SEED + i): apart from the other evaluation seeds
@@ -62,17 +63,17 @@ def main(argv=None) -> dict:
     from utils.model_loading import load_pipeline, resolve_device
     from utils.storage import save_image, write_text
 
-    pipe = load_pipeline(args.model_id, resolve_device(args.device), torch.float32)
-    judge = load_judge(args.judge or REPO_JUDGE)
+    pipe = load_pipeline(repo_path(args.model_id), resolve_device(args.device), torch.float32)
+    judge = load_judge(repo_path(args.judge) if args.judge else REPO_JUDGE)
     values = ATTRIBUTES[args.attribute]
     scenes = [item for i, value in enumerate(values) for item in dataset(args.per_value, SEED + i, **{args.attribute: value})]
-    tables = {}
+    tables, means = {}, {}
     for n, guidance in enumerate(args.guidance_scales):
         config = {"num_inference_steps": args.num_inference_steps, "guidance_scale": guidance, "batch_size": 32}
         images = generate(pipe, scenes, config)
         table = value_confusions(judge_images(judge, images)[args.attribute].tolist(), values, args.per_value)
         tables[str(guidance)] = table
-        mean = sum(row["accuracy"] for row in table.values()) / len(table)
+        mean = means[str(guidance)] = sum(row["accuracy"] for row in table.values()) / len(table)
         print(f"{args.attribute} at guidance {guidance}: mean {mean:.0%}")
         for value, row in table.items():
             named = ", ".join(f"{k} {c}" for k, c in row["named"].items())
@@ -86,7 +87,8 @@ def main(argv=None) -> dict:
             save_image(args.grid, image_grid(rows))
             print(f"grid (rows: truth, generation; per value in the order above): {args.grid}")
     if args.out:
-        write_text(args.out, json.dumps({"model": args.model_id, "attribute": args.attribute, "per_value": args.per_value, "tables": tables}, indent=2) + "\n")
+        write_text(args.out, json.dumps({"model": args.model_id, "attribute": args.attribute, "per_value": args.per_value,
+                                            "mean_accuracy": means, "tables": tables}, indent=2) + "\n")
     return tables
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from demo.measure import eval_scenes, evaluate  # noqa: E402
-from utils.config import REPO_ROOT  # noqa: E402
+from utils.config import REPO_ROOT, repo_path  # noqa: E402
 
 
 def concept_pairs(attribute: str, value: str, count: int, seed: int):
@@ -125,9 +125,8 @@ def parse_config(argv=None) -> dict:
         config.update(load_yaml_config(args.config, known=set(defaults)))
     config.update({k: v for k, v in vars(args).items() if v is not None and k in defaults})
     config["show"] = args.show
-    for key in ("model_id", "judge"):  # the shipped defaults name files of this repo: found from any working directory
-        if config[key] == defaults[key] and not Path(config[key]).exists():
-            config[key] = str(REPO_ROOT / config[key])
+    for key in ("model_id", "judge"):  # the shipped files (demo/model, ...) are found from any working directory
+        config[key] = repo_path(str(config[key]))
     if config["hook_module"] not in HOOK_MODULES:
         raise UsageError(f"unknown hook_module {config['hook_module']!r}; use one of {', '.join(HOOK_MODULES)}")
     for concept in config["concepts"]:

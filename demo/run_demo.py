@@ -1,6 +1,6 @@
 """The whole demo in one command: discover a concept's skilled neurons, prune them, judge before/after.
 
-On the demo model (configs/quickstart.yaml: demo/model, CPU, no network) for one demo-world concept
+On the demo model (configs/wanda_config.yaml's default: demo/model, CPU, no network) for one demo-world concept
 (--target, default stripes; any value of demo/world.py: a style, shape, colour, background or size):
 1. discover: record the FFN activation norms of the concept's prompt pairs (wanda/wanda.py's step);
 2. prune: unite the skilled weights of the first tau steps and save the mask (save_union_over_time's);
@@ -19,10 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.config import REPO_ROOT, build_parser, concept_hyperparameters, resolve_config  # noqa: E402
+from utils.config import build_parser, concept_hyperparameters, resolve_config  # noqa: E402
 from utils.errors import UsageError, run_cli  # noqa: E402
 
-QUICKSTART = REPO_ROOT / "configs" / "quickstart.yaml"
 DEFAULT_TARGET = "stripes"
 
 
@@ -41,7 +40,7 @@ def image_grid(rows: list[list], scale: int = 3, gap: int = 2):
 
 def main(argv=None) -> dict:
     """Parse ``argv``, run discover -> prune -> judge, write the results; return the metrics."""
-    parser = build_parser(__doc__.splitlines()[0], default_config=QUICKSTART)
+    parser = build_parser(__doc__.splitlines()[0])
     parser.add_argument("--judge", default=None, help="judge weights (default: demo/judge.safetensors)")
     parser.add_argument("--eval_prompts", type=int, default=32, help="scenes with the concept, and as many without it")
     parser.add_argument("--grid_columns", type=int, default=8)

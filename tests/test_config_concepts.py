@@ -1,6 +1,8 @@
 """Config merging, float formatting and concept prompt pairs (no torch needed)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -10,7 +12,7 @@ from utils.errors import UsageError
 
 
 def test_yaml_defaults_are_the_papers_and_cli_overrides(tmp_path):
-    config = resolve_config(build_parser("t").parse_args(["--target", "x"]))
+    config = resolve_config(build_parser("t").parse_args(["--target", "x", "--model_id", "CompVis/stable-diffusion-v1-4"]))
     assert config["model_id"] == "CompVis/stable-diffusion-v1-4"
     assert (config["num_inference_steps"], config["guidance_scale"], config["hook_module"]) == (50, 7.5, "unet")
     assert concept_hyperparameters(config, "art") == (0.01, 10)
@@ -19,6 +21,41 @@ def test_yaml_defaults_are_the_papers_and_cli_overrides(tmp_path):
     config = resolve_config(build_parser("t").parse_args(["--skill_ratio", "0.05", "--timesteps", "4", "--safety_checker"]))
     assert concept_hyperparameters(config, "naked") == (0.05, 4)
     assert config["safety_checker"] is True
+
+
+def test_the_default_model_is_the_demo_with_its_own_sampling_and_the_command_line_still_wins(tmp_path, monkeypatch):
+    from utils.config import REPO_ROOT
+
+    demo = str(REPO_ROOT / "demo" / "model")
+    for folder in (REPO_ROOT, tmp_path):  # the repo-relative default is found from any working directory
+        monkeypatch.chdir(folder)
+        config = resolve_config(build_parser("t").parse_args([]))
+        assert Path(config["model_id"]).resolve() == Path(demo).resolve() and (Path(config["model_id"]) / "model_index.json").is_file()
+        assert (config["num_inference_steps"], config["guidance_scale"], config["batch_size"], config["num_images"]) == (20, 5.0, 32, 4)
+    assert config["model_id"] == demo  # from tmp_path: the repo's folder, absolute
+    # the demo named another way (absolute path) gets the same model settings; the command line wins over them
+    config = resolve_config(build_parser("t").parse_args(["--model_id", demo, "--guidance_scale", "3.0"]))
+    assert (config["num_inference_steps"], config["guidance_scale"]) == (20, 3.0)
+    # another model gets the file's top-level (paper) values
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model_index.json").write_text("{}")
+    config = resolve_config(build_parser("t").parse_args(["--model_id", str(other)]))
+    assert (config["num_inference_steps"], config["guidance_scale"], config["batch_size"]) == (50, 7.5, 8)
+    # a folder in the working directory wins over the repo's folder of the same relative name
+    (tmp_path / "demo" / "model").mkdir(parents=True)
+    (tmp_path / "demo" / "model" / "model_index.json").write_text("{}")
+    config = resolve_config(build_parser("t").parse_args(["--model_id", "demo/model"]))
+    assert config["model_id"] == "demo/model"
+
+
+def test_model_defaults_with_an_unknown_key_is_a_usage_error(tmp_path):
+    from utils.config import REPO_ROOT
+
+    text = (REPO_ROOT / "configs" / "wanda_config.yaml").read_text().replace("num_images: 4}", "num_images: 4, steps: 3}")
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(UsageError, match="model_defaults of demo/model has unknown key"):
+        resolve_config(build_parser("t").parse_args(["--config", str(tmp_path / "c.yaml")]))
 
 
 def test_floats_are_written_in_scientific_notation_and_read_back():
@@ -98,17 +135,6 @@ def test_unknown_target_lists_the_known_ones():
 
 def test_slugify():
     assert slugify("Van Gogh") == "van_gogh" and slugify("golf ball") == "golf_ball"
-
-
-def test_quickstart_config_differs_from_the_defaults_only_in_model_and_sampling_of_the_run():
-    from utils.config import REPO_ROOT, load_yaml_config
-
-    defaults = load_yaml_config(REPO_ROOT / "configs" / "wanda_config.yaml")
-    quick = load_yaml_config(REPO_ROOT / "configs" / "quickstart.yaml")
-    changed = {k for k in defaults if defaults[k] != quick[k]}
-    assert set(quick) == set(defaults)
-    assert changed == {"model_id", "num_inference_steps", "guidance_scale", "batch_size", "num_images"}
-    assert quick["model_id"] == "demo/model" and (REPO_ROOT / "demo" / "model" / "model_index.json").is_file()
 
 
 def test_demo_world_values_are_concepts_whose_pairs_differ_only_in_the_value():

@@ -360,7 +360,9 @@ def test_draws_tabulates_every_value_and_writes_the_truth_generation_grid(tmp_pa
     assert all(0.0 <= row["accuracy"] <= 1.0 and sum(row["named"].values()) == round(2 * (1 - row["accuracy"])) for row in tables["5.0"].values())
     with Image.open(grid) as image:  # 2 values x (truth row + generation row), 2 scenes a row, 32 px x 3, 2 px gaps
         assert image.size == (2 * 96 + 2, 4 * 96 + 3 * 2)
-    assert json.loads((tmp_path / "out" / "draws.json").read_text())["tables"]["5.0"] == tables["5.0"]
+    written = json.loads((tmp_path / "out" / "draws.json").read_text())
+    assert written["tables"]["5.0"] == tables["5.0"]
+    assert written["mean_accuracy"]["5.0"] == pytest.approx(sum(row["accuracy"] for row in tables["5.0"].values()) / 2)
 
 
 def test_draws_refuses_an_unknown_attribute():

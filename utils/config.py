@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -44,7 +44,7 @@ OPTIONS: dict[str, tuple[type, str]] = {
 FLAGS: dict[str, str] = {
     "safety_checker": "load the pipeline's safety checker (off by default, as in the paper)",
 }
-NESTED_KEYS = ("concept_defaults",)
+NESTED_KEYS = ("concept_defaults", "model_defaults")
 
 
 def build_parser(
@@ -111,10 +111,52 @@ def merge_options(args: argparse.Namespace, config: dict[str, Any], options: dic
     return config
 
 
+def repo_path(value: str) -> str:
+    """``value`` unchanged, unless it is a relative path that does not exist from the working directory
+    but does under the repository root (the shipped ``demo/model``, ``demo/judge.safetensors``): then that
+    path, so that the shipped defaults work from any folder. A hub id is never a path here, so it passes."""
+    path = Path(value)
+    if value and not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+        return str(REPO_ROOT / path)
+    return value
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two model ids name the same model: equal strings, or paths (repo-relative allowed, see
+    repo_path) of the same existing folder."""
+    if a == b:
+        return True
+    pa, pb = Path(repo_path(a)), Path(repo_path(b))
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def apply_model_defaults(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Override ``config`` with the YAML's ``model_defaults`` entry of its model, except for the options
+    the user passed in ``args``: the command line wins, then the model's own settings (e.g. the demo
+    model's 20 DDIM steps), then the file's top-level values (the paper's). Returns ``config``."""
+    table = config.get("model_defaults") or {}
+    if not isinstance(table, dict):
+        raise UsageError("model_defaults must map model ids to settings, e.g. {demo/model: {guidance_scale: 5.0}}")
+    for model, settings in table.items():
+        if not same_model(str(model), str(config.get("model_id") or "")):
+            continue
+        unknown = sorted(set(settings or {}) - set(OPTIONS) - set(FLAGS) - {"model_id"})
+        if unknown:
+            raise UsageError(f"model_defaults of {model} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(sorted(OPTIONS))}")
+        for key, value in (settings or {}).items():
+            if getattr(args, key, None) is None:
+                config[key] = value
+        break
+    return config
+
+
 def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Merge the YAML file named by ``args.config`` with the options the user passed; check values."""
+    """Merge the YAML file named by ``args.config`` with the options the user passed and the file's
+    ``model_defaults`` of the chosen model; find repo-relative model folders from any directory; check values."""
     config = merge_options(args, load_yaml_config(args.config), OPTIONS, FLAGS)
     config.setdefault("concept_defaults", {})
+    apply_model_defaults(config, args)
+    config["model_id"] = repo_path(str(config["model_id"])) if config.get("model_id") else config.get("model_id")
     check_config(config)
     return config
 
