@@ -45,7 +45,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--grid", default=None, help="write the truth/generation grid (first guidance scale) to this PNG")
     parser.add_argument("--grid_columns", type=int, default=8)
-    parser.add_argument("--out", default=None, help="write the tables as JSON here")
+    parser.add_argument("--out", default=None, help="write the tables and each guidance scale's mean accuracy as JSON here")
     args = parser.parse_args(argv)
     from demo.world import ATTRIBUTES
 

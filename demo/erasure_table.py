@@ -126,7 +126,8 @@ def parse_config(argv=None) -> dict:
     config.update({k: v for k, v in vars(args).items() if v is not None and k in defaults})
     config["show"] = args.show
     for key in ("model_id", "judge"):  # the shipped files (demo/model, ...) are found from any working directory
-        config[key] = repo_path(str(config[key]))
+        if config[key]:
+            config[key] = repo_path(str(config[key]))
     if config["hook_module"] not in HOOK_MODULES:
         raise UsageError(f"unknown hook_module {config['hook_module']!r}; use one of {', '.join(HOOK_MODULES)}")
     for concept in config["concepts"]:

@@ -49,13 +49,37 @@ def test_the_default_model_is_the_demo_with_its_own_sampling_and_the_command_lin
     assert config["model_id"] == "demo/model"
 
 
-def test_model_defaults_with_an_unknown_key_is_a_usage_error(tmp_path):
+@pytest.mark.parametrize(
+    "entry, fragment",
+    [
+        ("demo/model: {num_inference_steps: 20, steps: 3}", "model_defaults of demo/model has unknown key(s) steps"),
+        ("demo/model: {model_id: other/model}", "unknown key(s) model_id"),  # an entry cannot swap the model
+        ("demo/model: {safety_checker: true}", "unknown key(s) safety_checker"),  # flags stay on the command line
+        ("demo/model: 20", "model_defaults of demo/model must be a mapping"),
+        ("other/model: [num_inference_steps, 20]", "model_defaults of other/model must be a mapping"),  # checked though another model runs
+    ],
+)
+def test_a_malformed_model_defaults_entry_is_a_usage_error(tmp_path, entry, fragment):
     from utils.config import REPO_ROOT
 
-    text = (REPO_ROOT / "configs" / "wanda_config.yaml").read_text().replace("num_images: 4}", "num_images: 4, steps: 3}")
+    text = (REPO_ROOT / "configs" / "wanda_config.yaml").read_text()
+    text = text[: text.index("model_defaults:")] + "model_defaults:\n  " + entry + "\n"
     (tmp_path / "c.yaml").write_text(text)
-    with pytest.raises(UsageError, match="model_defaults of demo/model has unknown key"):
+    with pytest.raises(UsageError) as err:
         resolve_config(build_parser("t").parse_args(["--config", str(tmp_path / "c.yaml")]))
+    assert fragment in str(err.value)
+
+
+def test_a_model_without_an_entry_can_borrow_another_models_settings(tmp_path):
+    from utils.config import same_model
+
+    other = tmp_path / "candidate"
+    other.mkdir()
+    (other / "model_index.json").write_text("{}")
+    args = build_parser("t").parse_args(["--model_id", str(other), "--batch_size", "2"])
+    config = resolve_config(args, fallback_model="demo/model")  # run_demo: any demo-world model samples like demo/model
+    assert (config["num_inference_steps"], config["guidance_scale"], config["batch_size"]) == (20, 5.0, 2)
+    assert not same_model("", "demo/model") and not same_model("demo/model", "")
 
 
 def test_floats_are_written_in_scientific_notation_and_read_back():

@@ -303,7 +303,7 @@ def test_erasure_table_finds_its_shipped_defaults_from_any_directory(tmp_path, m
     assert config["model_id"] == str(REPO_ROOT / "demo" / "model") and config["judge"] == str(REPO_ROOT / "demo" / "judge.safetensors")
     (tmp_path / "demo" / "model").mkdir(parents=True)  # a folder of that name here wins, as any relative path does
     assert parse_config([])["model_id"] == "demo/model"
-    assert parse_config(["--model_id", "mine/model"])["model_id"] == "mine/model"  # what the user names is kept as given
+    assert parse_config(["--model_id", "mine/model"])["model_id"] == "mine/model"  # a path found neither here nor in the repo is kept as given
 
 
 def test_erasure_table_config_file_with_an_unknown_key_is_a_usage_error(tmp_path):

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import torch
 
+from utils.config import same_model
 from utils.errors import UsageError
 from utils.model_loading import dtype_name, load_pipeline
 
@@ -198,14 +199,6 @@ def _require_path(ckpt: str | None, method: str, folder: bool = False) -> Path:
     return path
 
 
-def _same_model(a: str, b: str) -> bool:
-    """True when two model ids name the same model (equal strings or the same existing folder)."""
-    if a == b:
-        return True
-    pa, pb = Path(a).expanduser(), Path(b).expanduser()
-    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
-
-
 # ---------------------------------------------------------------- one loader per method
 # Each loader takes (ckpt, model_id, device, dtype, safety_checker), checks ``ckpt`` before loading
 # anything, and returns (pipeline, extra info: at least "changed").
@@ -234,7 +227,7 @@ def _load_concept_prune(ckpt, model_id, device, dtype, safety_checker):
     if not str(meta.get("format", "")).startswith("concept-prune prune mask"):
         raise UsageError(f"{path} is not a concept-prune prune mask (no format metadata); pass the mask written by wanda/save_union_over_time.py")
     mask_model = meta.get("model_id")
-    if mask_model and not _same_model(str(mask_model), model_id):
+    if mask_model and not same_model(str(mask_model), model_id):
         log.warning("the prune mask %s was made for %s but is applied to %s", path, mask_model, model_id)
     component = meta.get("component", "unet")
     pipe = load_pipeline(model_id, device, dtype, safety_checker)

@@ -1,8 +1,10 @@
 """YAML defaults + argparse overrides for every script (no torch import here).
 
 ``build_parser`` declares the options shared by all scripts; each option's default is ``None`` so
-that only what the user typed overrides the YAML file. ``resolve_config`` merges the two and
-checks every value; ``dump_yaml`` writes the resolved config (floats as ``1.0e-02``).
+that only what the user typed overrides the YAML file. ``resolve_config`` merges the two (with the
+YAML's ``model_defaults``: one model's own settings, such as the demo model's sampling), finds
+repo-relative model folders from any directory (``repo_path``) and checks every value; ``dump_yaml``
+writes the resolved config (floats as ``1.0e-02``).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ HOOK_MODULES = ("unet", "unet-ffn-1", "attn_key", "attn_val", "text")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
-# key -> (type, help). Keys here are exactly the keys a YAML config may hold (plus concept_defaults).
+# key -> (type, help). Keys here are exactly the keys a YAML config may hold (plus concept_defaults, model_defaults).
 OPTIONS: dict[str, tuple[type, str]] = {
     "model_id": (str, "Hugging Face hub id or local diffusers folder"),
     "num_inference_steps": (int, "denoising steps (PNDM makes one UNet call more)"),
@@ -114,49 +116,72 @@ def merge_options(args: argparse.Namespace, config: dict[str, Any], options: dic
 def repo_path(value: str) -> str:
     """``value`` unchanged, unless it is a relative path that does not exist from the working directory
     but does under the repository root (the shipped ``demo/model``, ``demo/judge.safetensors``): then that
-    path, so that the shipped defaults work from any folder. A hub id is never a path here, so it passes."""
-    path = Path(value)
+    path, so that the shipped defaults work from any folder. A hub id passes unchanged unless a folder of
+    that name exists under the repository."""
+    path = Path(value).expanduser()
     if value and not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
         return str(REPO_ROOT / path)
     return value
 
 
 def same_model(a: str, b: str) -> bool:
-    """Whether two model ids name the same model: equal strings, or paths (repo-relative allowed, see
-    repo_path) of the same existing folder."""
+    """Whether two model ids name the same model: equal non-empty strings, or paths (``~`` and
+    repo-relative allowed, see repo_path) of the same existing folder."""
+    if not a or not b:
+        return False
     if a == b:
         return True
-    pa, pb = Path(repo_path(a)), Path(repo_path(b))
+    pa, pb = Path(repo_path(a)).expanduser(), Path(repo_path(b)).expanduser()
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 
 
-def apply_model_defaults(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Override ``config`` with the YAML's ``model_defaults`` entry of its model, except for the options
-    the user passed in ``args``: the command line wins, then the model's own settings (e.g. the demo
-    model's 20 DDIM steps), then the file's top-level values (the paper's). Returns ``config``."""
-    table = config.get("model_defaults") or {}
+MODEL_DEFAULT_KEYS = sorted(set(OPTIONS) - {"model_id"})  # a model's own settings; flags stay command-line only
+
+
+def check_model_defaults(table: Any) -> dict[str, dict[str, Any]]:
+    """The YAML's ``model_defaults`` checked: model id -> mapping of known option keys (None: no entry).
+    Raise UsageError for anything else, whichever model runs."""
+    if table is None:
+        return {}
     if not isinstance(table, dict):
         raise UsageError("model_defaults must map model ids to settings, e.g. {demo/model: {guidance_scale: 5.0}}")
+    checked = {}
     for model, settings in table.items():
-        if not same_model(str(model), str(config.get("model_id") or "")):
-            continue
-        unknown = sorted(set(settings or {}) - set(OPTIONS) - set(FLAGS) - {"model_id"})
+        if settings is not None and not isinstance(settings, dict):
+            raise UsageError(f"model_defaults of {model} must be a mapping of settings, e.g. {{guidance_scale: 5.0}}")
+        unknown = sorted(str(k) for k in set(settings or {}) - set(MODEL_DEFAULT_KEYS))
         if unknown:
-            raise UsageError(f"model_defaults of {model} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(sorted(OPTIONS))}")
-        for key, value in (settings or {}).items():
-            if getattr(args, key, None) is None:
-                config[key] = value
-        break
+            raise UsageError(f"model_defaults of {model} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(MODEL_DEFAULT_KEYS)}")
+        checked[str(model)] = dict(settings or {})
+    return checked
+
+
+def apply_model_defaults(config: dict[str, Any], args: argparse.Namespace, fallback_model: str | None = None) -> dict[str, Any]:
+    """Override ``config`` with the YAML's ``model_defaults`` entry of its model, except for the options
+    the user passed in ``args``: the command line wins, then the model's own settings (e.g. the demo
+    model's 20 DDIM steps), then the file's top-level values (the paper's). ``fallback_model``: whose
+    entry applies when the model has none (run_demo: any demo-world model samples like demo/model).
+    Returns ``config``."""
+    table = check_model_defaults(config.get("model_defaults"))
+    model = str(config.get("model_id") or "")
+    entry = next((settings for key, settings in table.items() if same_model(key, model)), None)
+    if entry is None and fallback_model is not None:
+        entry = next((settings for key, settings in table.items() if same_model(key, fallback_model)), None)
+    for key, value in (entry or {}).items():
+        if getattr(args, key, None) is None:
+            config[key] = value
     return config
 
 
-def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
+def resolve_config(args: argparse.Namespace, fallback_model: str | None = None) -> dict[str, Any]:
     """Merge the YAML file named by ``args.config`` with the options the user passed and the file's
-    ``model_defaults`` of the chosen model; find repo-relative model folders from any directory; check values."""
+    ``model_defaults`` of the chosen model (see apply_model_defaults); find repo-relative model folders
+    from any directory (repo_path); check values."""
     config = merge_options(args, load_yaml_config(args.config), OPTIONS, FLAGS)
     config.setdefault("concept_defaults", {})
-    apply_model_defaults(config, args)
-    config["model_id"] = repo_path(str(config["model_id"])) if config.get("model_id") else config.get("model_id")
+    apply_model_defaults(config, args, fallback_model)
+    if config.get("model_id"):
+        config["model_id"] = repo_path(str(config["model_id"]))
     check_config(config)
     return config
 

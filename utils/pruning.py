@@ -99,12 +99,14 @@ def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component
 
 
 def load_pruned_pipeline(mask_path: str | Path, model_id: str | None = None, device: str = "auto", dtype: str = "auto"):
-    """Load the base model named in the mask's metadata (or ``model_id``) and apply the mask."""
+    """Load the base model named in the mask's metadata (or ``model_id``; a repo-relative folder such as
+    demo/model is found from any directory) and apply the mask; returns the pipeline."""
+    from utils.config import repo_path
     from utils.model_loading import load_pipeline, resolve_device, resolve_dtype
 
     _, meta = load_prune_mask(mask_path)
     dev = resolve_device(device)
-    pipe = load_pipeline(model_id or meta["model_id"], dev, resolve_dtype(dtype, dev))
+    pipe = load_pipeline(repo_path(model_id or meta["model_id"]), dev, resolve_dtype(dtype, dev))
     apply_prune_mask(pipe, mask_path)
     return pipe
 
