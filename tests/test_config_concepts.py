@@ -174,3 +174,16 @@ def test_demo_world_values_are_concepts_whose_pairs_differ_only_in_the_value():
     for pair in build_concept("circle", 0).pairs:
         base, target = pair.base.split(), pair.target.split()
         assert [i for i in range(len(base)) if base[i] != target[i]] == [3] and target[3] == "circle"
+
+
+def test_the_demo_model_is_asked_only_demo_world_or_custom_concepts():
+    from utils.concepts import Concept, check_fits_model
+    from utils.config import REPO_ROOT
+
+    for model in ("demo/model", str(REPO_ROOT / "demo" / "model")):
+        with pytest.raises(UsageError, match="'naked' is a concept of the paper's Stable Diffusion models"):
+            check_fits_model(build_concept("naked", 0), model)
+        assert check_fits_model(build_concept("stripes", 0), model).kind == "demo"
+        custom = Concept("mine", "custom", ())
+        assert check_fits_model(custom, model) is custom
+    assert check_fits_model(build_concept("naked", 0), "CompVis/stable-diffusion-v1-4").kind == "naked"

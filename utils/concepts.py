@@ -217,6 +217,24 @@ def slugify(text: str) -> str:
     return slug or "concept"
 
 
-def concept_from_args(args, seed: int) -> Concept:
-    """The concept a wanda script's parsed ``--target/--target_file/--base_prompts/--target_prompts`` name."""
-    return build_concept(args.target, seed, args.target_file, args.base_prompts, args.target_prompts)
+DEMO_MODEL = "demo/model"
+DEMO_MODEL_KINDS = ("demo", "custom")  # what the demo model can be asked: its world's values, or the user's own prompts
+
+
+def check_fits_model(concept: Concept, model_id: str) -> Concept:
+    """``concept`` unchanged; UsageError when a concept of the paper's models (an artist, nudity, an
+    object, a gender, a memorized image) is asked of the demo model, which knows only the demo world."""
+    from utils.config import same_model
+
+    if concept.kind not in DEMO_MODEL_KINDS and same_model(str(model_id), DEMO_MODEL):
+        raise UsageError(f"{concept.name!r} is a concept of the paper's Stable Diffusion models, but the model is the demo model "
+                         f"({DEMO_MODEL}), which knows only the demo world; pass --model_id CompVis/stable-diffusion-v1-4 "
+                         "(or another SD model), or a demo-world target such as stripes or circle")
+    return concept
+
+
+def concept_from_args(args, seed: int, model_id: str | None = None) -> Concept:
+    """The concept a wanda script's parsed ``--target/--target_file/--base_prompts/--target_prompts`` name,
+    checked against ``model_id`` when given (see check_fits_model)."""
+    concept = build_concept(args.target, seed, args.target_file, args.base_prompts, args.target_prompts)
+    return check_fits_model(concept, model_id) if model_id is not None else concept

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.concepts import build_concept, slugify  # noqa: E402
+from utils.concepts import build_concept, check_fits_model, slugify  # noqa: E402
 from utils.config import build_parser, concept_hyperparameters, resolve_config  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 
@@ -22,7 +22,7 @@ def main(argv=None) -> None:
     parser.add_argument("--export_diffusers", default=None, help="also write the pruned component as a diffusers folder here")
     args = parser.parse_args(argv)
     config = resolve_config(args)
-    concepts = [build_concept(target, config["seed"]) for target in dict.fromkeys(args.targets)]
+    concepts = [check_fits_model(build_concept(target, config["seed"]), config["model_id"]) for target in dict.fromkeys(args.targets)]
     select_ratio = float(config["select_ratio"] or 0.0)
     settings = {c.name: concept_hyperparameters(config, c.kind) for c in concepts}
 

@@ -23,7 +23,7 @@ def main(argv=None) -> None:
     parser.add_argument("--export_diffusers", default=None, help="also write the pruned component as a diffusers folder here")
     args = parser.parse_args(argv)
     config = resolve_config(args)
-    concept = concept_from_args(args, config["seed"])
+    concept = concept_from_args(args, config["seed"], config["model_id"])
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
     select_ratio = float(config["select_ratio"] or 0.0)
 
