@@ -135,6 +135,7 @@ BAD_INPUTS = [
     (["--target", "naked", "--skill_ratio", "-0.1"], "strictly between 0 and 1"),
     (["--target", "naked", "--config", "{badyaml}"], "unknown key(s) skil_ratio"),
     (["--target", "naked", "--model_id", "/no/such/model"], "does not exist"),
+    ([], "no concept given; pass --target: a demo-world value on the demo model (e.g. stripes, circle)"),
     (["--target", "Van Gogh"], "'Van Gogh' is a concept of the paper's Stable Diffusion models, but the model is the demo model"),
 ]
 

@@ -165,7 +165,8 @@ def build_concept(
     A custom concept is any name given together with ``base_prompts`` and ``target_prompts`` files.
     """
     if not target:
-        raise UsageError("no concept given; pass --target (e.g. 'Van Gogh', naked, parachute, male)")
+        raise UsageError("no concept given; pass --target: a demo-world value on the demo model (e.g. stripes, circle), "
+                         "or on Stable Diffusion e.g. 'Van Gogh', naked, parachute, male")
     if (base_prompts is None) != (target_prompts is None):
         raise UsageError("a custom concept needs both --base_prompts and --target_prompts files")
     if base_prompts is not None:
