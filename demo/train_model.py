@@ -217,19 +217,23 @@ def vae_fingerprint(vae) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_latents(vae, images: torch.Tensor, cache: Path | None, key: str) -> torch.Tensor:
+def cached_latents(vae, images, cache: Path | None, key: str) -> torch.Tensor:
     """The VAE's posterior means of ``images`` (see encode_all), read from ``cache`` when an earlier run
     with the same VAE weights and images (``key``) wrote them there, else encoded and written (atomically).
-    Runs that continue one another (--init_from) so skip re-encoding the dataset; ``cache=None``: no cache."""
+    Runs that continue one another (--init_from) so skip re-encoding the dataset; ``cache=None``: no cache.
+    ``images``: a tensor, or a function that returns one, called only when the cache does not answer
+    (so that a continuing run does not render the dataset either)."""
     from utils.storage import load_tensors, save_tensors
 
     device = next(vae.parameters()).device
     path = cache / f"latents-{vae_fingerprint(vae)}-{key}.safetensors" if cache is not None else None
     if path is not None and path.is_file():
         return load_tensors(path, device)[0]["latents"]
-    latents = encode_all(vae, images)
+    images = images() if callable(images) else images
+    latents = encode_all(vae, images).contiguous()  # the VAE returns a channels-last layout; a cache hit reads a contiguous
+    # one, and the layout changes the float sums of training, so both answers take the same layout
     if path is not None:
-        save_tensors(path, {"latents": latents.cpu().contiguous()}, {"key": key, "count": len(images)})
+        save_tensors(path, {"latents": latents.cpu()}, {"key": key, "count": len(images)})
     return latents
 
 
@@ -322,7 +326,6 @@ def main(argv=None) -> dict:
         log(f"continuing from {args.init_from} after {steps_before} steps")
     log(f"arch {args.arch}: unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, text {sum(p.numel() for p in text.parameters()) / 1e6:.2f} M")
     items = dataset(args.images, args.seed)
-    images = images_tensor(items)
     vae, unet, text = vae.to(device), unet.to(device), text.to(device)
     cache = Path(args.latent_cache) if args.latent_cache else None
     data_key = f"images{args.images}-seed{args.seed}"  # dataset() and render() are deterministic in these
@@ -332,8 +335,9 @@ def main(argv=None) -> dict:
         vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").to(device)
         vae_loss = json.loads((Path(args.vae_from) / "training.json").read_text())["vae_loss"]
         scaling = vae.config.scaling_factor
-        latents = cached_latents(vae, images, cache, data_key) * scaling
+        latents = cached_latents(vae, lambda: images_tensor(items), cache, data_key) * scaling  # rendered only on a cache miss
     else:
+        images = images_tensor(items)
         vae_loss = train_vae(vae, images, args.vae_steps, log)
         latents = cached_latents(vae, images, cache, data_key)
         scaling = float(1.0 / latents.std())

@@ -207,7 +207,8 @@ def test_training_stops_at_the_step_cap_is_seeded_and_continues(tmp_path):
     from demo.train_model import main as train
 
     common = ["--arch", "low2", "--latent_channels", "12", "--vae_from", str(REPO_ROOT / "demo" / "model"), "--images", "128",
-              "--batch", "8", "--steps", "2", "--minutes", "30", "--device", "cpu", "--ffn_selectivity", "0.3"]
+              "--batch", "8", "--steps", "2", "--minutes", "30", "--device", "cpu", "--ffn_selectivity", "0.3",
+              "--latent_cache", str(tmp_path / "cache")]  # run a renders and encodes the images; b and c read them
     first = train(common + ["--out", str(tmp_path / "a")])
     train(common + ["--out", str(tmp_path / "b")])
     assert first["steps"] == 2 and first["steps_cap"] == 2 and first["device"] == "cpu"
@@ -326,6 +327,7 @@ def test_latent_cache_is_keyed_by_the_vae_weights_and_skips_encoding(tmp_path, m
     images = train_model.images_tensor(dataset(4, 0))
     first = train_model.cached_latents(vae, images, tmp_path, "k")
     assert first.shape == (4, 12, 16, 16) and len(list(tmp_path.glob("latents-*-k.safetensors"))) == 1
+    assert first.is_contiguous()  # as a cache hit reads it: the layout changes the float sums of training
     fresh = AutoencoderKL.from_pretrained(str(REPO_ROOT / "demo" / "model"), subfolder="vae").eval()  # same weights, new object
 
     def no_encoding(*args):
@@ -333,6 +335,7 @@ def test_latent_cache_is_keyed_by_the_vae_weights_and_skips_encoding(tmp_path, m
 
     monkeypatch.setattr(train_model, "encode_all", no_encoding)
     assert torch.equal(train_model.cached_latents(fresh, images, tmp_path, "k"), first)
+    assert torch.equal(train_model.cached_latents(fresh, no_encoding, tmp_path, "k"), first)  # a hit renders nothing
     with torch.no_grad():
         fresh.decoder.conv_out.bias.add_(1.0)  # other weights: another key, so it encodes again
     with pytest.raises(AssertionError, match="cache should"):
