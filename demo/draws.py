@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     import torch
     from PIL import Image
 
-    from demo.judge import REPO_JUDGE, load_judge
+    from demo.judge import judge_file, load_judge
     from demo.measure import generate, judge_images
     from demo.run_demo import image_grid
     from demo.world import dataset, render
@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
     from utils.storage import save_image, write_text
 
     pipe = load_pipeline(repo_path(args.model_id), resolve_device(args.device), torch.float32)
-    judge = load_judge(repo_path(args.judge) if args.judge else REPO_JUDGE)
+    judge = load_judge(judge_file(args.judge))
     values = ATTRIBUTES[args.attribute]
     scenes = [item for i, value in enumerate(values) for item in dataset(args.per_value, SEED + i, **{args.attribute: value})]
     tables, means = {}, {}

@@ -23,6 +23,14 @@ from demo.world import ATTRIBUTES, dataset, render  # noqa: E402
 REPO_JUDGE = Path(__file__).resolve().parent / "judge.safetensors"
 
 
+def judge_file(named: str | None) -> Path:
+    """The judge weights a script's --judge names (a repo-relative path is found from any directory),
+    or the shipped judge when it names none."""
+    from utils.config import repo_path
+
+    return Path(repo_path(named)) if named else REPO_JUDGE
+
+
 class Judge(nn.Module):
     """Conv net [n, 3, 32, 32] in [0, 1] -> one logit vector per attribute."""
 

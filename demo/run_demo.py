@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.config import build_parser, concept_hyperparameters, repo_path, resolve_config  # noqa: E402
+from utils.concepts import DEMO_MODEL  # noqa: E402
+from utils.config import build_parser, concept_hyperparameters, resolve_config  # noqa: E402
 from utils.errors import UsageError, run_cli  # noqa: E402
 
 DEFAULT_TARGET = "stripes"
@@ -46,7 +47,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--grid_columns", type=int, default=8)
     args = parser.parse_args(argv)
     args.target = args.target or DEFAULT_TARGET
-    config = resolve_config(args, fallback_model="demo/model")  # any demo-world model samples like the shipped one
+    config = resolve_config(args, fallback_model=DEMO_MODEL)  # any demo-world model samples like the shipped one
     from utils.concepts import concept_from_args, demo_attribute
 
     concept = concept_from_args(args, config["seed"])
@@ -54,9 +55,9 @@ def main(argv=None) -> dict:
         raise UsageError(f"--target {args.target!r} is not a demo-world value; pass a style, shape, colour, background or size of demo/world.py (e.g. stripes, circle)")
     if args.eval_prompts < 1:
         raise UsageError(f"--eval_prompts must be a positive integer, got {args.eval_prompts}")
-    from demo.judge import REPO_JUDGE
+    from demo.judge import judge_file
 
-    judge_path = Path(repo_path(args.judge) if args.judge else REPO_JUDGE)
+    judge_path = judge_file(args.judge)
     if not judge_path.is_file():
         raise UsageError(f"judge {judge_path} does not exist; pass --judge with a file written by demo/judge.py")
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
