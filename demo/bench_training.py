@@ -3,8 +3,9 @@ penalty, and what that makes of the shipped recipe (demo/train_shipped.sh).
 
 Each setting is one short real run of demo/train_model.py (``--steps N``, the shipped VAE, a small
 latent cache); its step time is measured after the first 10 steps (warm-up). The recipe
-estimate is 5,085 plain steps + 3,317 selectivity steps at those rates, plus --fixed_seconds (the VAE
-stage and the five runs' start-ups, measured by train_shipped.sh: 549 s + 5 x 30 s by default).
+estimate is the recipe's plain and selectivity steps (read from train_shipped.sh) at those rates, plus
+--fixed_seconds (the VAE stage and the five runs' start-ups, measured by train_shipped.sh: 661 s + 5 x 20 s
+by default).
 Example: python demo/bench_training.py --steps 60
 """
 from __future__ import annotations
@@ -55,7 +56,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--arch", default="low2")
     parser.add_argument("--steps", type=int, default=60, help="steps per run (the first 10 are not timed)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--fixed_seconds", type=float, default=549 + 5 * 30, help="the recipe's time outside the UNet/text steps")
+    parser.add_argument("--fixed_seconds", type=float, default=661 + 5 * 20, help="the recipe's time outside the UNet/text steps")
     parser.add_argument("--out", default=None, help="write the figures here as JSON")
     args = parser.parse_args(argv)
     if args.steps <= 10:
