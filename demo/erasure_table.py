@@ -8,6 +8,7 @@ prompts, and the judge's accuracy on the other attributes of prompts without the
 and after. Writes a JSON and prints a Markdown table.
 Defaults: configs/demo_erasure.yaml (--config FILE replaces them; options replace both).
 Example: python demo/erasure_table.py --model_id models/demo-sd1 --concepts style=stripes
+One process per concept, then: python demo/erasure_table.py --merge A.json B.json --out BOTH.json
 """
 from __future__ import annotations
 
@@ -87,6 +88,62 @@ def print_report(path: str | Path) -> dict:
     return report
 
 
+# Settings that may differ between the reports that --merge joins: each report measured its own concepts.
+MERGE_FREE_SETTINGS = ("concepts", "quality_prompts", "out", "device")
+
+
+def read_report(path: str | Path) -> dict:
+    """A saved report (JSON with model, settings, generation_accuracy and tables); UsageError when missing or malformed."""
+    from utils.errors import UsageError
+
+    try:
+        report = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no report at {path}; give the JSON that an erasure_table.py run wrote") from None
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{path} is not valid JSON ({err.msg}, line {err.lineno}); give a report that erasure_table.py wrote") from None
+    if not isinstance(report, dict) or not {"model", "settings", "generation_accuracy", "tables"} <= set(report):
+        raise UsageError(f"{path} is not an erasure report (it needs model, settings, generation_accuracy and tables)")
+    return report
+
+
+def merge_reports(paths: list[str], out: str | Path) -> dict:
+    """Join the reports of one model measured in separate runs (say one process per concept) into one report at ``out``.
+
+    Tables keep the order of ``paths``; the generation accuracy (and its quality_prompts) is the first report's that
+    measured one. Raises UsageError when the reports name different models, differ in a setting other than
+    MERGE_FREE_SETTINGS, or both hold a table of the same concept. Returns the merged report (also written to ``out``,
+    with its settings beside it as ``<out>.config.yaml``)."""
+    from utils.config import dump_yaml
+    from utils.errors import UsageError
+    from utils.storage import write_text
+
+    reports = [read_report(path) for path in paths]
+    first = reports[0]
+    merged = {"model": first["model"], "settings": dict(first["settings"]), "generation_accuracy": {}, "tables": {}}
+    for path, report in zip(paths, reports):
+        if report["model"] != first["model"]:
+            raise UsageError(f"{path} measured {report['model']}, not {first['model']}; merge reports of one model only")
+        differ = sorted(k for k in set(first["settings"]) | set(report["settings"])
+                        if k not in MERGE_FREE_SETTINGS and first["settings"].get(k) != report["settings"].get(k))
+        if differ:
+            raise UsageError(f"{path} was measured with other settings ({', '.join(differ)}) than {paths[0]}; merge runs of one config only")
+        for concept, rows in report["tables"].items():
+            if concept in merged["tables"]:
+                raise UsageError(f"{concept} has a table in two of the reports; give each concept once")
+            merged["tables"][concept] = rows
+        if report["generation_accuracy"] and not merged["generation_accuracy"]:
+            merged["generation_accuracy"] = report["generation_accuracy"]
+            merged["settings"]["quality_prompts"] = report["settings"].get("quality_prompts")
+    if not merged["generation_accuracy"]:
+        merged["settings"]["quality_prompts"] = 0
+    merged["settings"]["concepts"] = list(merged["tables"])
+    merged["settings"]["out"] = str(out)
+    write_text(Path(out).with_suffix(".config.yaml"), dump_yaml(merged["settings"]))
+    write_text(out, json.dumps(merged, indent=2) + "\n")
+    return merged
+
+
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "demo_erasure.yaml"
 HOOK_MODULES = ("unet", "unet-ffn-1")
 
@@ -94,7 +151,8 @@ HOOK_MODULES = ("unet", "unet-ffn-1")
 def parse_config(argv=None) -> dict:
     """The run's settings: configs/demo_erasure.yaml, then the file of --config, then the options passed.
 
-    Returns a dict with every key of the defaults file plus ``show`` (a saved report to print, or None).
+    Returns a dict with every key of the defaults file plus ``show`` (a saved report to print, or None) and
+    ``merge`` (saved reports to join into ``out``, or None).
     Raises UsageError for a missing or malformed file, an unknown key, a bad concept or hook module.
     """
     import yaml
@@ -106,6 +164,8 @@ def parse_config(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="a YAML file of these options (see configs/demo_erasure.yaml)")
     parser.add_argument("--show", default=None, help="only print the Markdown tables of a saved report (JSON) and exit")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="REPORT",
+                        help="only join saved reports of one model and config (e.g. one run per concept) into the report at --out, and exit")
     parser.add_argument("--model_id", "--model", dest="model_id", help="a diffusers pipeline folder or hub id")
     parser.add_argument("--judge")
     parser.add_argument("--concepts", nargs="+", help="attribute=value ...")
@@ -125,6 +185,9 @@ def parse_config(argv=None) -> dict:
         config.update(load_yaml_config(args.config, known=set(defaults)))
     config.update({k: v for k, v in vars(args).items() if v is not None and k in defaults})
     config["show"] = args.show
+    config["merge"] = args.merge
+    if args.merge and not args.out:
+        raise UsageError("--merge needs --out, the file the joined report is written to")
     for key in ("model_id", "judge"):  # the shipped files (demo/model, ...) are found from any working directory
         if config[key]:
             config[key] = repo_path(str(config[key]))
@@ -157,6 +220,10 @@ def main(argv=None, pipe=None) -> dict:
     config = parse_config(argv)
     if config["show"]:
         return print_report(config["show"])
+    if config["merge"]:
+        merged = merge_reports(config["merge"], config["out"])
+        print(f"{len(config['merge'])} reports joined into {config['out']}: {', '.join(merged['tables'])}")
+        return merged
     args = argparse.Namespace(**config)
 
     from demo.judge import load_judge
@@ -173,7 +240,7 @@ def main(argv=None, pipe=None) -> dict:
     modules = select_modules(pipe.unet, get_variant(args.hook_module))
     quality = generation_accuracy(pipe, judge, args.quality_prompts, sampling) if args.quality_prompts else {}
     print(f"judge accuracy on {args.quality_prompts} generations: {quality}", flush=True)
-    settings = {k: v for k, v in config.items() if k != "show"}
+    settings = {k: v for k, v in config.items() if k not in ("show", "merge")}
     report = {"model": args.model_id, "settings": settings, "generation_accuracy": quality, "tables": {}}
     out = Path(args.out or Path(args.model_id).parent / f"{Path(args.model_id).name}-erasure.json")
     write_text(out.with_suffix(".config.yaml"), dump_yaml(settings))  # the resolved config beside the results

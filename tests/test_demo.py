@@ -317,6 +317,52 @@ def test_erasure_table_config_file_with_an_unknown_key_is_a_usage_error(tmp_path
         parse_config(["--config", str(bad)])
 
 
+def _report(concept, detection, quality=None, **settings):
+    """A saved report of one concept's table, as erasure_table.py writes it."""
+    row = {"skill_ratio": None, "tau": None, "pruned_fraction": 0.0, "detection": detection, "other_accuracy": 0.9,
+           "other_accuracy_per_attribute": {"shape": 0.9}}
+    base = {"model_id": "m", "concepts": [concept], "skill_ratios": [0.1], "quality_prompts": 256 if quality else 0, "out": "x.json"}
+    return {"model": "m", "settings": {**base, **settings}, "generation_accuracy": quality or {}, "tables": {concept: [row]}}
+
+
+def test_erasure_table_merge_joins_one_run_per_concept_into_one_report(tmp_path):
+    from demo.erasure_table import main
+
+    stripes, circle = _report("style=stripes", 0.9, quality={"style": 0.6}), _report("shape=circle", 0.8, device="cuda")
+    for name, report in (("a", stripes), ("b", circle)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(report))
+    out = tmp_path / "both.json"
+    merged = main(["--merge", str(tmp_path / "b.json"), str(tmp_path / "a.json"), "--out", str(out)])
+    assert json.loads(out.read_text()) == merged
+    assert list(merged["tables"]) == ["shape=circle", "style=stripes"]  # the order given
+    assert merged["tables"]["style=stripes"] == stripes["tables"]["style=stripes"]
+    assert merged["generation_accuracy"] == {"style": 0.6} and merged["settings"]["quality_prompts"] == 256  # the run that measured it
+    assert merged["settings"]["concepts"] == ["shape=circle", "style=stripes"] and merged["settings"]["out"] == str(out)
+    assert "concepts:" in out.with_suffix(".config.yaml").read_text()
+
+
+@pytest.mark.parametrize("second, words", [
+    (_report("shape=circle", 0.8, skill_ratios=[0.2]), "other settings (skill_ratios)"),
+    (_report("style=stripes", 0.5), "style=stripes has a table in two"),
+    ({**_report("shape=circle", 0.8), "model": "other"}, "measured other, not m"),
+    ({"tables": {}}, "is not an erasure report"),
+])
+def test_erasure_table_merge_refuses_reports_that_do_not_belong_together(tmp_path, second, words):
+    from demo.erasure_table import main
+    from utils.errors import UsageError
+
+    (tmp_path / "a.json").write_text(json.dumps(_report("style=stripes", 0.9)))
+    (tmp_path / "b.json").write_text(json.dumps(second))
+    out = tmp_path / "both.json"
+    with pytest.raises(UsageError, match=re.escape(words)):
+        main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(out)])
+    assert not out.exists()  # nothing half-written
+    with pytest.raises(UsageError, match="--merge needs --out"):
+        main(["--merge", str(tmp_path / "a.json")])
+    with pytest.raises(UsageError, match="no report at"):
+        main(["--merge", str(tmp_path / "missing.json"), "--out", str(out)])
+
+
 def test_latent_cache_is_keyed_by_the_vae_weights_and_skips_encoding(tmp_path, monkeypatch):
     import torch
     from diffusers import AutoencoderKL
