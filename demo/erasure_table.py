@@ -81,7 +81,7 @@ def markdown(rows: list[dict], concept: str = "concept") -> str:
 
 def print_report(path: str | Path) -> dict:
     """Print a saved report's generation accuracy and its tables as Markdown; return the report."""
-    report = json.loads(Path(path).read_text())
+    report = read_report(path, ("model", "generation_accuracy", "tables"))
     print(f"{report['model']}: judge accuracy on its generations {report['generation_accuracy']}")
     for concept, rows in report["tables"].items():
         print(f"\n**{concept}**\n\n" + markdown(rows, concept))
@@ -92,8 +92,11 @@ def print_report(path: str | Path) -> dict:
 MERGE_FREE_SETTINGS = ("concepts", "quality_prompts", "out", "device")
 
 
-def read_report(path: str | Path) -> dict:
-    """A saved report (JSON with model, settings, generation_accuracy and tables); UsageError when missing or malformed."""
+REPORT_KEYS = ("model", "settings", "generation_accuracy", "tables")
+
+
+def read_report(path: str | Path, keys: tuple[str, ...] = REPORT_KEYS) -> dict:
+    """A saved report (JSON with at least ``keys``); UsageError when it is missing, not JSON, or lacks one of them."""
     from utils.errors import UsageError
 
     try:
@@ -102,8 +105,8 @@ def read_report(path: str | Path) -> dict:
         raise UsageError(f"no report at {path}; give the JSON that an erasure_table.py run wrote") from None
     except json.JSONDecodeError as err:
         raise UsageError(f"{path} is not valid JSON ({err.msg}, line {err.lineno}); give a report that erasure_table.py wrote") from None
-    if not isinstance(report, dict) or not {"model", "settings", "generation_accuracy", "tables"} <= set(report):
-        raise UsageError(f"{path} is not an erasure report (it needs model, settings, generation_accuracy and tables)")
+    if not isinstance(report, dict) or not set(keys) <= set(report):
+        raise UsageError(f"{path} is not an erasure report (it needs {', '.join(keys)})")
     return report
 
 

@@ -222,6 +222,7 @@ def test_training_stops_at_the_step_cap_is_seeded_and_continues(tmp_path):
 
 def test_erasure_table_shows_a_saved_report_as_markdown(tmp_path, capsys):
     from demo.erasure_table import main
+    from utils.errors import UsageError
 
     row = {"skill_ratio": None, "tau": None, "pruned_fraction": 0.0, "detection": 0.9375, "other_accuracy": 0.75,
            "other_accuracy_per_attribute": {"shape": 0.5, "colour": 1.0}}
@@ -234,6 +235,8 @@ def test_erasure_table_shows_a_saved_report_as_markdown(tmp_path, capsys):
     assert "| style=stripes detected | other scenes: mean accuracy | shape | colour |" in out
     assert "| before | – | 0.00 | 94% | 75% | 50% | 100% |" in out
     assert "| 0.05 | all | 1.23 | 12% | 75% | 50% | 100% |" in out
+    with pytest.raises(UsageError, match="no report at"):  # the same reading and one-sentence errors as --merge
+        main(["--show", str(tmp_path / "missing.json")])
 
 
 def test_erasure_table_ceiling_row_zeroes_every_ffn_weight_and_restores_them(tmp_path):
