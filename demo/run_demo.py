@@ -1,7 +1,7 @@
 """The whole demo in one command: discover a concept's skilled neurons, prune them, judge before/after.
 
 On the demo model (configs/wanda_config.yaml's default: demo/model, CPU, no network) for one demo-world concept
-(--target, default stripes; any value of demo/world.py: a style, shape, colour, background or size):
+(--target, default checker; any value of demo/world.py: a style, shape, colour, background or size):
 1. discover: record the FFN activation norms of the concept's prompt pairs (wanda/wanda.py's step);
 2. prune: unite the skilled weights of the first tau steps and save the mask (save_union_over_time's);
 3. judge: generate --eval_prompts scenes with the concept and as many without it, before and after
@@ -23,7 +23,7 @@ from utils.concepts import DEMO_MODEL  # noqa: E402
 from utils.config import build_parser, concept_hyperparameters, resolve_config  # noqa: E402
 from utils.errors import UsageError, run_cli  # noqa: E402
 
-DEFAULT_TARGET = "stripes"
+DEFAULT_TARGET = "checker"
 
 
 def image_grid(rows: list[list], scale: int = 3, gap: int = 2):

@@ -6,6 +6,12 @@ background. Its caption names every attribute:
 "a large red circle on a white background in the style of stripes". Everything is a pure
 function of the attributes and a seed (position jitter and texture phase), so the world is
 reproducible and any dataset of it can be rebuilt from its seed.
+
+The textures repeat every 4 to 12 pixels. This is the third world (demo/README.md, "The world"): in the
+first, dots, checker, waves, zigzag, rings and speckles were finer (periods of 2 to 6 pixels, per-pixel
+speckles) and the 2.3 M-parameter demo UNet drew waves, zigzag and checker as stripes; the second made them
+coarser, and the third made checker (6-pixel squares), rings (period 8) and crosshatch (2-pixel lines,
+period 8) coarser still, after the second world's model drew them as speckles and stripes.
 """
 from __future__ import annotations
 
@@ -78,24 +84,25 @@ def _texture(style: str, x: np.ndarray, y: np.ndarray, dx: np.ndarray, dy: np.nd
         return np.ones_like(x)
     if style == "stripes":  # diagonal stripes, period 4
         return (((x + y + phase) // 2) % 2).astype(np.float32)
-    if style == "dots":
-        return 1.0 - ((((x + phase) % 4) - 1.5) ** 2 + (((y + phase) % 4) - 1.5) ** 2 <= 1.3).astype(np.float32)
-    if style == "checker":
-        return ((((x + phase) // 3) + (y // 3)) % 2).astype(np.float32)
+    if style == "dots":  # dark dots of radius 1.5 on a 6-pixel lattice
+        return 1.0 - ((((x + phase) % 6) - 2.5) ** 2 + (((y + phase) % 6) - 2.5) ** 2 <= 2.3).astype(np.float32)
+    if style == "checker":  # 6-pixel squares
+        return ((((x + phase) // 6) + (y // 6)) % 2).astype(np.float32)
     if style == "grid":
         return 1.0 - ((((x + phase) % 5) < 1) | ((y % 5) < 1)).astype(np.float32)
-    if style == "waves":
-        return (np.sin((y + 2.0 * np.sin(x * 0.8 + phase)) * 1.2) > 0).astype(np.float32)
-    if style == "zigzag":
-        return ((((y + np.abs(((x + phase) % 6) - 3)) // 2) % 2)).astype(np.float32)
-    if style == "rings":
-        return ((np.hypot(dx, dy) // 2) % 2).astype(np.float32)
-    if style == "speckles":
-        return (rng.random(x.shape) > 0.45).astype(np.float32)
+    if style == "waves":  # horizontal wavy bands, period 8, wavelength 12
+        return (np.sin((y + 2.0 * np.sin(x * np.pi / 6 + phase)) * np.pi / 4) > 0).astype(np.float32)
+    if style == "zigzag":  # vertical zigzag bands, period 8
+        return ((((x + 0.75 * np.abs(((y + phase) % 8) - 4)) // 4) % 2)).astype(np.float32)
+    if style == "rings":  # concentric, period 8
+        return ((np.hypot(dx, dy) // 4) % 2).astype(np.float32)
+    if style == "speckles":  # random 2x2 blocks
+        blocks = rng.random((x.shape[0] // 2 + 1, x.shape[1] // 2 + 1)) > 0.45
+        return blocks.repeat(2, 0).repeat(2, 1)[: x.shape[0], : x.shape[1]].astype(np.float32)
     if style == "gradient":
         return np.clip(0.5 + dx / (2 * r), 0.0, 1.0).astype(np.float32)
-    if style == "crosshatch":
-        return 1.0 - ((((x + y + phase) % 4) < 1) | (((x - y + 64 + phase) % 4) < 1)).astype(np.float32)
+    if style == "crosshatch":  # dark diagonal lines 2 pixels wide both ways, period 8
+        return 1.0 - ((((x + y + phase) % 8) < 2) | (((x - y + 64 + phase) % 8) < 2)).astype(np.float32)
     if style == "bricks":
         row = y // 3
         return 1.0 - (((y % 3) < 1) | ((((x + (row % 2) * 3 + phase) % 6) < 1))).astype(np.float32)
