@@ -3,7 +3,7 @@
 For one concept (an attribute value, e.g. --concept style=stripes or shape=circle) it records the
 activation norms of N prompt pairs (target: a random scene with that value; base: the same scene
 with the neutral value: style plain, or another shape / colour), derives the union masks for every
-skill_ratio x tau, prunes, and judges generations: the detection rate of the concept on target
+select_ratio x skill_ratio x tau, prunes, and judges generations: the detection rate of the concept on target
 prompts, and the judge's accuracy on the other attributes of prompts without the concept, before
 and after. Writes a JSON and prints a Markdown table.
 Defaults: configs/demo_erasure.yaml (--config FILE replaces them; options replace both).
@@ -33,7 +33,7 @@ def concept_pairs(attribute: str, value: str, count: int, seed: int):
 
 
 def concept_table(pipe, judge, modules, attribute: str, value: str, args, sampling: dict) -> list[dict]:
-    """Rows of one concept's table: "before", then one per skill_ratio x tau (each mask only while it is judged),
+    """Rows of one concept's table: "before", then one per select_ratio x skill_ratio x tau (each mask only while it is judged),
     then, with ``args.ceiling``, one with every weight of the hooked layers zeroed (skill_ratio "all weights")."""
     from neuron_receivers.hook_variants import get_variant
     from utils.generation import count_unet_calls
@@ -48,16 +48,18 @@ def concept_table(pipe, judge, modules, attribute: str, value: str, args, sampli
     total = sum(p.numel() for p in pipe.unet.parameters())
     rows = [{"skill_ratio": None, "tau": None, "pruned_fraction": 0.0, **evaluate(pipe, judge, attribute, value, targets, others, sampling)[0]}]
     print(f"{attribute}={value} before: detection {rows[0]['detection']:.2f}, other accuracy {rows[0]['other_accuracy']:.2f}", flush=True)
-    for ratio in args.skill_ratios:
-        for tau_text in args.taus:
-            tau = calls if tau_text == "all" else min(int(tau_text), calls)
-            masks = union_masks(weights, norms, ratio, tau)
-            with masked_weights(modules, masks):
-                scores = evaluate(pipe, judge, attribute, value, targets, others, sampling)[0]
-            row = {"skill_ratio": ratio, "tau": tau_text, "pruned_fraction": sum(int(m.sum()) for m in masks.values()) / total, **scores}
-            rows.append(row)
-            print(f"sr {ratio} tau {tau_text}: {100 * row['pruned_fraction']:.2f}% pruned, detection {row['detection']:.2f}, "
-                  f"other accuracy {row['other_accuracy']:.2f}", flush=True)
+    for select in args.select_ratios:
+        for ratio in args.skill_ratios:
+            for tau_text in args.taus:
+                tau = calls if tau_text == "all" else min(int(tau_text), calls)
+                masks = union_masks(weights, norms, ratio, tau, select)
+                with masked_weights(modules, masks):
+                    scores = evaluate(pipe, judge, attribute, value, targets, others, sampling)[0]
+                row = {"skill_ratio": ratio, "tau": tau_text, "select_ratio": select,
+                       "pruned_fraction": sum(int(m.sum()) for m in masks.values()) / total, **scores}
+                rows.append(row)
+                print(f"sr {ratio} tau {tau_text}{f' select {select}' if select else ''}: {100 * row['pruned_fraction']:.2f}% pruned, "
+                      f"detection {row['detection']:.2f}, other accuracy {row['other_accuracy']:.2f}", flush=True)
     if args.ceiling:  # every weight of the hooked layers zeroed: what no mask of these layers can go beyond
         with masked_weights(modules, {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}):
             scores = evaluate(pipe, judge, attribute, value, targets, others, sampling)[0]
@@ -68,12 +70,16 @@ def concept_table(pipe, judge, modules, attribute: str, value: str, args, sampli
 
 
 def markdown(rows: list[dict], concept: str = "concept") -> str:
-    """A concept's rows as a Markdown table: detection, then the other scenes' accuracy (mean and per attribute)."""
+    """A concept's rows as a Markdown table: detection, then the other scenes' accuracy (mean and per attribute).
+    A select_ratio column comes first when any row has a nonzero one (rows of older reports have none: 0)."""
     names = list(rows[0]["other_accuracy_per_attribute"])
-    lines = [f"| skill_ratio | tau | pruned % of UNet | {concept} detected | other scenes: mean accuracy | " + " | ".join(names) + " |",
-             "|---" * (5 + len(names)) + "|"]
+    select = any(r.get("select_ratio") for r in rows)
+    lines = [f"| {'select_ratio | ' if select else ''}skill_ratio | tau | pruned % of UNet | {concept} detected | other scenes: mean accuracy | "
+             + " | ".join(names) + " |", "|---" * (5 + select + len(names)) + "|"]
     for r in rows:
-        cells = [str(r["skill_ratio"] or "before"), str(r["tau"] or "–"), f"{100 * r['pruned_fraction']:.2f}", f"{100 * r['detection']:.0f}%",
+        plain_row = r["skill_ratio"] is None or r["skill_ratio"] == "all weights"  # before, or the ceiling
+        cells = ["–" if plain_row else str(r.get("select_ratio") or 0)] if select else []
+        cells += [str(r["skill_ratio"] or "before"), str(r["tau"] or "–"), f"{100 * r['pruned_fraction']:.2f}", f"{100 * r['detection']:.0f}%",
                  f"{100 * r['other_accuracy']:.0f}%"] + [f"{100 * r['other_accuracy_per_attribute'][n]:.0f}%" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -122,6 +128,8 @@ def merge_reports(paths: list[str], out: str | Path) -> dict:
     from utils.storage import write_text
 
     reports = [read_report(path) for path in paths]
+    for report in reports:  # reports written before select_ratios existed measured the plain union
+        report["settings"].setdefault("select_ratios", [0.0])
     first = reports[0]
     merged = {"model": first["model"], "settings": dict(first["settings"]), "generation_accuracy": {}, "tables": {}}
     for path, report in zip(paths, reports):
@@ -177,6 +185,8 @@ def parse_config(argv=None) -> dict:
     parser.add_argument("--guidance_scale", type=float)
     parser.add_argument("--device", help="where the pipeline runs (cpu, cuda, auto, ...); the judge runs on the CPU")
     parser.add_argument("--skill_ratios", type=float, nargs="+")
+    parser.add_argument("--select_ratios", type=float, nargs="+",
+                        help="a weight is pruned when skilled at more than select_ratio * tau steps (0: the plain union)")
     parser.add_argument("--taus", nargs="+", help="UNet calls of the union: integers or all")
     parser.add_argument("--hook_module", help="unet (ff.net.2, the paper) or unet-ffn-1 (ff.net.0.proj)")
     parser.add_argument("--ceiling", action="store_true", default=None,
@@ -198,6 +208,9 @@ def parse_config(argv=None) -> dict:
         raise UsageError(f"unknown hook_module {config['hook_module']!r}; use one of {', '.join(HOOK_MODULES)}")
     for concept in config["concepts"]:
         check_concept(concept)
+    for select in config["select_ratios"]:
+        if not 0 <= select < 1:
+            raise UsageError(f"select_ratio {select} is outside [0, 1), where it prunes nothing; fix --select_ratios")
     config["taus"] = [str(tau) for tau in config["taus"]]
     for tau in config["taus"]:
         if tau != "all" and not (tau.isdigit() and int(tau) > 0):

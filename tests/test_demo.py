@@ -272,6 +272,34 @@ def test_erasure_table_ceiling_row_zeroes_every_ffn_weight_and_restores_them(tmp
     assert "| all weights | – |" in table.markdown(rows, "style=stripes")
 
 
+def test_erasure_table_select_ratios_prune_the_weights_skilled_at_enough_steps(tmp_path):
+    """--select_ratios adds rows whose masks keep only weights skilled at more than select_ratio * tau steps."""
+    import torch
+
+    import demo.erasure_table as table
+    from neuron_receivers.hook_variants import get_variant
+    from utils.model_loading import load_pipeline
+    from utils.recording import record_norms
+    from utils.skilled import union_masks
+
+    pipe = load_pipeline(str(REPO_ROOT / "demo" / "model"), torch.device("cpu"), torch.float32)
+    argv = ["--concepts", "style=checker", "--pairs", "2", "--eval_prompts", "2", "--quality_prompts", "0", "--num_inference_steps", "4",
+            "--skill_ratios", "0.1", "--taus", "4", "--select_ratios", "0", "0.5", "--out", str(tmp_path / "t.json")]
+    rows = table.main(argv, pipe=pipe)["tables"]["style=checker"]
+    assert [(r["skill_ratio"], r.get("select_ratio")) for r in rows] == [(None, None), (0.1, 0.0), (0.1, 0.5)]
+    sampling = {"num_inference_steps": 4, "guidance_scale": 5.0, "batch_size": 32}
+    norms = record_norms(pipe, table.concept_pairs("style", "checker", 2, seed=0), sampling, get_variant("unet"), None)
+    weights = {n: m.weight.detach() for n, m in pipe.unet.named_modules() if n.endswith("ff.net.2")}
+    total = sum(p.numel() for p in pipe.unet.parameters())
+    for row in rows[1:]:
+        masks = union_masks(weights, norms, 0.1, 4, row["select_ratio"])
+        assert row["pruned_fraction"] == sum(int(m.sum()) for m in masks.values()) / total
+    assert 0 < rows[2]["pruned_fraction"] < rows[1]["pruned_fraction"]  # fewer weights are skilled at 3 of 4 steps than at 1
+    lines = table.markdown(rows, "style=checker").splitlines()
+    assert lines[0].startswith("| select_ratio | skill_ratio | tau |") and lines[2].startswith("| – | before | – |")
+    assert lines[4].startswith("| 0.5 | 0.1 | 4 |")
+    assert not table.markdown(rows[:2], "style=checker").startswith("| select_ratio")  # no column when every row is the plain union
+
 def test_erasure_table_config_layers_yaml_file_then_options(tmp_path):
     from demo.erasure_table import parse_config
 
@@ -290,6 +318,7 @@ def test_erasure_table_config_layers_yaml_file_then_options(tmp_path):
     (["--concepts", "stripes"], "unknown demo concept 'stripes'"),
     (["--taus", "0"], "tau '0'"),
     (["--hook_module", "attn_key"], "unknown hook_module"),
+    (["--select_ratios", "1"], "select_ratio 1.0 is outside [0, 1)"),
 ])
 def test_erasure_table_rejects_bad_settings_in_one_sentence(argv, words):
     from demo.erasure_table import parse_config
