@@ -44,7 +44,7 @@ def concept_table(pipe, judge, modules, attribute: str, value: str, args, sampli
     weights = {name: m.weight.detach() for name, m in modules.items()}  # unpruned outside masked_weights
     norms = record_norms(pipe, concept_pairs(attribute, value, args.pairs, seed=args.seed), sampling, get_variant(args.hook_module), None)
     calls = count_unet_calls(pipe, args.num_inference_steps)
-    targets, others = eval_scenes(attribute, value, args.eval_prompts)
+    targets, others = eval_scenes(attribute, value, args.eval_prompts, args.eval_draw)
     total = sum(p.numel() for p in pipe.unet.parameters())
     rows = [{"skill_ratio": None, "tau": None, "pruned_fraction": 0.0, **evaluate(pipe, judge, attribute, value, targets, others, sampling)[0]}]
     print(f"{attribute}={value} before: detection {rows[0]['detection']:.2f}, other accuracy {rows[0]['other_accuracy']:.2f}", flush=True)
@@ -128,8 +128,9 @@ def merge_reports(paths: list[str], out: str | Path) -> dict:
     from utils.storage import write_text
 
     reports = [read_report(path) for path in paths]
-    for report in reports:  # reports written before select_ratios existed measured the plain union
+    for report in reports:  # reports written before these settings existed: the plain union, the first judged scenes
         report["settings"].setdefault("select_ratios", [0.0])
+        report["settings"].setdefault("eval_draw", 0)
     first = reports[0]
     merged = {"model": first["model"], "settings": dict(first["settings"]), "generation_accuracy": {}, "tables": {}}
     for path, report in zip(paths, reports):
@@ -180,7 +181,7 @@ def parse_config(argv=None) -> dict:
     parser.add_argument("--model_id", "--model", dest="model_id", help="a diffusers pipeline folder or hub id")
     parser.add_argument("--judge")
     parser.add_argument("--concepts", nargs="+", help="attribute=value ...")
-    for key in ("pairs", "seed", "eval_prompts", "quality_prompts", "num_inference_steps"):
+    for key in ("pairs", "seed", "eval_prompts", "eval_draw", "quality_prompts", "num_inference_steps"):
         parser.add_argument(f"--{key}", type=int)
     parser.add_argument("--guidance_scale", type=float)
     parser.add_argument("--device", help="where the pipeline runs (cpu, cuda, auto, ...); the judge runs on the CPU")

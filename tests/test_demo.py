@@ -130,6 +130,17 @@ def test_the_demo_refuses_bad_input_in_one_sentence(argv, message, tmp_path, cap
     assert not (tmp_path / "r").exists()
 
 
+def test_eval_scenes_carry_the_concept_or_lack_it_and_another_draw_gives_other_scenes():
+    from demo.measure import eval_scenes
+
+    targets, others = eval_scenes("style", "checker", 16)
+    assert len(targets) == len(others) == 16
+    assert all(s.style == "checker" for s, _ in targets) and all(s.style != "checker" for s, _ in others)
+    assert eval_scenes("style", "checker", 16, draw=0) == (targets, others)
+    held_targets, held_others = eval_scenes("style", "checker", 16, draw=1)
+    assert all(s.style == "checker" for s, _ in held_targets) and all(s.style != "checker" for s, _ in held_others)
+    assert not set(held_targets) & set(targets) and not set(held_others) & set(others)
+
 def test_ffn_sparsity_measures_hoyer_sparsity_of_ff_net_2_inputs_and_removes_its_hooks():
     import torch
     from torch import nn
