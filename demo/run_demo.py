@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.concepts import DEMO_MODEL  # noqa: E402
-from utils.config import build_parser, concept_hyperparameters, resolve_config  # noqa: E402
+from utils.config import build_parser, concept_hyperparameters, concept_select_ratio, resolve_config  # noqa: E402
 from utils.errors import UsageError, run_cli  # noqa: E402
 
 DEFAULT_TARGET = "checker"
@@ -61,7 +61,7 @@ def main(argv=None) -> dict:
     if not judge_path.is_file():
         raise UsageError(f"judge {judge_path} does not exist; pass --judge with a file written by demo/judge.py")
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
-    select_ratio = float(config["select_ratio"] or 0.0)
+    select_ratio = concept_select_ratio(config, concept.kind)
     started = time.time()
 
     from demo.judge import load_judge
@@ -98,6 +98,7 @@ def main(argv=None) -> dict:
         "model_id": config["model_id"],
         "skill_ratio": skill_ratio,
         "timesteps": tau,
+        "select_ratio": select_ratio,
         "pruned_weights": mask_meta["num_pruned"],
         "pruned_fraction_of_unet": mask_meta["fraction_of_component"],
         "eval_prompts": args.eval_prompts,

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from utils.concepts import build_concept, known_targets, slugify
-from utils.config import build_parser, concept_hyperparameters, dump_yaml, format_float, resolve_config
+from utils.config import build_parser, concept_hyperparameters, concept_select_ratio, dump_yaml, format_float, resolve_config
 from utils.errors import UsageError
 
 
@@ -18,8 +18,11 @@ def test_yaml_defaults_are_the_papers_and_cli_overrides(tmp_path):
     assert concept_hyperparameters(config, "art") == (0.01, 10)
     assert concept_hyperparameters(config, "naked") == (0.01, 9)
     assert concept_hyperparameters(config, "object") == (0.02, 10)
-    config = resolve_config(build_parser("t").parse_args(["--skill_ratio", "0.05", "--timesteps", "4", "--safety_checker"]))
+    assert concept_select_ratio(config, "art") == concept_select_ratio(config, "naked") == 0.0  # the paper's plain union
+    assert concept_hyperparameters(config, "demo") == (0.4, 10) and concept_select_ratio(config, "demo") == 0.7  # demo/README.md
+    config = resolve_config(build_parser("t").parse_args(["--skill_ratio", "0.05", "--timesteps", "4", "--select_ratio", "0.5", "--safety_checker"]))
     assert concept_hyperparameters(config, "naked") == (0.05, 4)
+    assert concept_select_ratio(config, "naked") == concept_select_ratio(config, "demo") == 0.5
     assert config["safety_checker"] is True
 
 

@@ -74,9 +74,9 @@ DEMO_CONFIG = {"num_inference_steps": 20, "guidance_scale": 5.0, "batch_size": 3
 # scenes (seed 400; 256 give shape 98.8%, colour 99.2%, background 100%, size 100%, style 92.2%):
 GENERATIONS = 32
 MEASURED_GENERATION_ACCURACY = {"shape": 1.0, "colour": 1.0, "background": 1.0, "size": 1.0, "style": 1.0}
-# python demo/run_demo.py (checker, skill_ratio 0.2, tau 10 of the 20 DDIM calls, 32 + 32 scenes):
+# python demo/run_demo.py (checker, skill_ratio 0.4, tau 10 of the 20 DDIM calls, select_ratio 0.7, 32 + 32 scenes):
 ERASURE_PROMPTS = 32
-MEASURED_ERASURE = {"before": 26 / 32, "after": 5 / 32, "other_after": 0.8671875, "pruned_fraction": 0.0149402}
+MEASURED_ERASURE = {"before": 26 / 32, "after": 3 / 32, "other_after": 0.9140625, "pruned_fraction": 0.0168295}
 
 
 def test_the_shipped_model_loads_offline_with_standard_classes_and_draws_what_it_is_asked(monkeypatch):
@@ -105,6 +105,7 @@ def test_the_demo_erases_the_concept_and_keeps_the_rest(tmp_path):
     out = tmp_path / "model" / "checker" / "demo"
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert (out / "grid.png").is_file() and (out / "config.yaml").is_file()
+    assert (metrics["skill_ratio"], metrics["timesteps"], metrics["select_ratio"]) == (0.4, 10, 0.7)  # the config's demo defaults
     before, after = metrics["before"], metrics["after"]
     tolerance = 1.5 / ERASURE_PROMPTS  # one image either way: float sums differ with the thread count
     assert before["detection"] == pytest.approx(MEASURED_ERASURE["before"], abs=tolerance)

@@ -15,7 +15,7 @@ from utils.evaluators.fid import FIDUnavailable, InceptionFID, compute_fid, feat
 from utils.evaluators.nudity import NUDITY_LABELS, NudityDetector, summarize_nudity
 from utils.evaluators.object_classifier import IMAGENETTE_CLASSES, ObjectClassifier, accuracy
 from utils.evaluators.sscd import SSCDEmbedder, cosine_similarities
-from utils.tiny_evaluators import save_random_resnet50, save_tiny_clip, save_tiny_sscd
+from utils.tiny_evaluators import save_random_resnet50, save_tiny_sscd
 
 REPO = Path(__file__).resolve().parents[1]
 

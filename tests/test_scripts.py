@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,7 +113,8 @@ def test_multi_concept_union_is_the_or_of_each_concepts_mask(mini_sd_dir, tmp_pa
     run_script("multi_concept_union", common + ["--targets", "Van Gogh", "parachute"])
     masks, meta = load_prune_mask(res / "mini-sd" / "multi" / "van_gogh+parachute" / "prune_mask.safetensors")
     assert meta["targets"] == ["Van Gogh", "parachute"]
-    assert meta["per_target"] == {"Van Gogh": {"skill_ratio": 0.01, "timesteps": 3}, "parachute": {"skill_ratio": 0.02, "timesteps": 3}}
+    assert meta["per_target"] == {"Van Gogh": {"skill_ratio": 0.01, "timesteps": 3, "select_ratio": 0.0},
+                                  "parachute": {"skill_ratio": 0.02, "timesteps": 3, "select_ratio": 0.0}}
     weights = unet_weights(mini_sd_dir)
     expected = None
     for target, ratio in (("van_gogh", 0.01), ("parachute", 0.02)):

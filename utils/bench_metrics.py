@@ -17,7 +17,6 @@ from PIL import Image
 
 from utils.bench_harness import Evaluator
 from utils.errors import UsageError
-from utils.prompt_sets import Sample
 
 log = logging.getLogger(__name__)
 

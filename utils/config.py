@@ -222,9 +222,15 @@ def check_config(config: dict[str, Any]) -> None:
             raise UsageError(f"--{key} must be zero or more, got {config[key]}")
 
 
+def kind_defaults(config: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The config's concept_defaults entry of this concept kind (else the custom one, else empty)."""
+    table = config.get("concept_defaults", {})
+    return table.get(kind) or table.get("custom") or {}
+
+
 def concept_hyperparameters(config: dict[str, Any], kind: str) -> tuple[float, int]:
     """Return (skill_ratio, tau): the user's values, else the paper's for this concept kind."""
-    defaults = config.get("concept_defaults", {}).get(kind) or config.get("concept_defaults", {}).get("custom") or {}
+    defaults = kind_defaults(config, kind)
     ratio = config.get("skill_ratio")
     if ratio is None:
         ratio = defaults.get("skill_ratio", 0.01)
@@ -232,6 +238,14 @@ def concept_hyperparameters(config: dict[str, Any], kind: str) -> tuple[float, i
     if tau is None:
         tau = defaults.get("timesteps", 10)
     return float(ratio), int(tau)
+
+
+def concept_select_ratio(config: dict[str, Any], kind: str) -> float:
+    """Return select_ratio: the user's value, else this concept kind's (concept_defaults), else 0 (the plain union)."""
+    select = config.get("select_ratio")
+    if select is None:
+        select = kind_defaults(config, kind).get("select_ratio", 0.0)
+    return float(select)
 
 
 def format_float(value: float) -> str:

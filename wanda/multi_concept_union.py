@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.concepts import build_concept, check_fits_model, slugify  # noqa: E402
-from utils.config import build_parser, concept_hyperparameters, resolve_config  # noqa: E402
+from utils.config import build_parser, concept_hyperparameters, concept_select_ratio, resolve_config  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 
 
@@ -23,27 +23,25 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     config = resolve_config(args)
     concepts = [check_fits_model(build_concept(target, config["seed"]), config["model_id"]) for target in dict.fromkeys(args.targets)]
-    select_ratio = float(config["select_ratio"] or 0.0)
-    settings = {c.name: concept_hyperparameters(config, c.kind) for c in concepts}
+    settings = {c.name: (*concept_hyperparameters(config, c.kind), concept_select_ratio(config, c.kind)) for c in concepts}
 
     from utils.paths import model_slug
     from utils.workflow import Session, describe_mask, save_mask_and_export, setup_logging, union_for_concept
 
     setup_logging()
     session = Session(config)
-    settings = {name: (ratio, session.effective_tau(tau)) for name, (ratio, tau) in settings.items()}
+    settings = {name: (ratio, session.effective_tau(tau), select) for name, (ratio, tau, select) in settings.items()}
     combined = None
     for concept in concepts:
-        ratio, tau = settings[concept.name]
-        masks = union_for_concept(session, concept, ratio, tau, select_ratio)
-        print(f"{concept.name}: skill_ratio {ratio:g}, tau {tau}: {sum(int(m.sum()) for m in masks.values()):,} weights")
+        ratio, tau, select = settings[concept.name]
+        masks = union_for_concept(session, concept, ratio, tau, select)
+        print(f"{concept.name}: skill_ratio {ratio:g}, tau {tau}, select_ratio {select:g}: {sum(int(m.sum()) for m in masks.values()):,} weights")
         combined = masks if combined is None else {k: combined[k] | masks[k] for k in combined}
     name = "+".join(slugify(c.name) for c in concepts)
     out = Path(config["res_path"]) / model_slug(config["model_id"]) / "multi" / name / "prune_mask.safetensors"
     meta_settings = {
         "targets": [c.name for c in concepts],
-        "per_target": {k: {"skill_ratio": r, "timesteps": t} for k, (r, t) in settings.items()},
-        "select_ratio": select_ratio,
+        "per_target": {k: {"skill_ratio": r, "timesteps": t, "select_ratio": s} for k, (r, t, s) in settings.items()},
     }
     meta = save_mask_and_export(session, combined, out, meta_settings, args.export_diffusers)
     print(describe_mask(meta, out))

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.concepts import concept_from_args  # noqa: E402
-from utils.config import build_parser, concept_hyperparameters, resolve_config  # noqa: E402
+from utils.config import build_parser, concept_hyperparameters, concept_select_ratio, resolve_config  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 
 
@@ -25,7 +25,7 @@ def main(argv=None) -> None:
     config = resolve_config(args)
     concept = concept_from_args(args, config["seed"], config["model_id"])
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
-    select_ratio = float(config["select_ratio"] or 0.0)
+    select_ratio = concept_select_ratio(config, concept.kind)
 
     from utils.paths import concept_dir, run_name
     from utils.workflow import Session, describe_mask, save_mask_and_export, setup_logging, union_for_concept
