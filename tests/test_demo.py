@@ -142,6 +142,7 @@ def test_eval_scenes_carry_the_concept_or_lack_it_and_another_draw_gives_other_s
     assert all(s.style == "checker" for s, _ in held_targets) and all(s.style != "checker" for s, _ in held_others)
     assert not set(held_targets) & set(targets) and not set(held_others) & set(others)
 
+
 def test_ffn_sparsity_measures_hoyer_sparsity_of_ff_net_2_inputs_and_removes_its_hooks():
     import torch
     from torch import nn
