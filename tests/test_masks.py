@@ -63,3 +63,22 @@ def test_union_counts_steps_above_select_ratio(select_ratio):
 def test_union_needs_enough_steps():
     with pytest.raises(ValueError, match="fewer than timesteps"):
         union_mask(torch.randn(2, 10), torch.rand(2, 3, 10), 0.1, 4)
+
+
+def test_saved_files_are_atomic_and_readable_by_others(tmp_path):
+    import stat
+
+    import torch
+
+    from utils.storage import load_tensors, save_image, save_tensors, write_text
+
+    save_tensors(tmp_path / "t.safetensors", {"w": torch.ones(2, 3)}, {"config": {"skill_ratio": 0.01}})
+    write_text(tmp_path / "c.yaml", "a: 1\n")
+    from PIL import Image
+
+    save_image(tmp_path / "i.png", Image.new("RGB", (4, 4)))
+    tensors, meta = load_tensors(tmp_path / "t.safetensors")
+    assert torch.equal(tensors["w"], torch.ones(2, 3)) and meta == {"config": {"skill_ratio": 0.01}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "i.png", "t.safetensors"]  # no temp file left
+    for name in ("t.safetensors", "c.yaml", "i.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name

@@ -33,6 +33,7 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
     try:
         contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
         save_file(contiguous, str(tmp), metadata={k: json.dumps(v) for k, v in metadata.items()})
+        os.chmod(tmp, 0o644)  # safetensors writes a fresh 0600 file in place of the temp one
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
