@@ -71,14 +71,13 @@ def concept_table(pipe, judge, modules, attribute: str, value: str, args, sampli
 
 def markdown(rows: list[dict], concept: str = "concept") -> str:
     """A concept's rows as a Markdown table: detection, then the other scenes' accuracy (mean and per attribute).
-    A select_ratio column comes first when any row has a nonzero one (rows of older reports have none: 0)."""
+    A select_ratio column comes first when any row has a nonzero one; the rows without one (before, the ceiling) show "–"."""
     names = list(rows[0]["other_accuracy_per_attribute"])
     select = any(r.get("select_ratio") for r in rows)
     lines = [f"| {'select_ratio | ' if select else ''}skill_ratio | tau | pruned % of UNet | {concept} detected | other scenes: mean accuracy | "
              + " | ".join(names) + " |", "|---" * (5 + select + len(names)) + "|"]
     for r in rows:
-        plain_row = r["skill_ratio"] is None or r["skill_ratio"] == "all weights"  # before, or the ceiling
-        cells = ["–" if plain_row else str(r.get("select_ratio") or 0)] if select else []
+        cells = [f"{r['select_ratio']:g}" if "select_ratio" in r else "–"] if select else []
         cells += [str(r["skill_ratio"] or "before"), str(r["tau"] or "–"), f"{100 * r['pruned_fraction']:.2f}", f"{100 * r['detection']:.0f}%",
                  f"{100 * r['other_accuracy']:.0f}%"] + [f"{100 * r['other_accuracy_per_attribute'][n]:.0f}%" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
