@@ -4,10 +4,25 @@ A prompt set is a list of ``Sample``: one image to generate per model, with its 
 a ``key`` naming its image file. The ecosystem's CSV format is ``case_number,prompt,evaluation_seed,...``
 (extra columns are kept); the prompt column may also be called ``adv_prompt`` (MMA-Diffusion) or
 ``sensitive prompt`` (Ring-A-Bell), the seed ``sd_seed`` (I2P). No torch import here.
+
+Files are read as UTF-8; a leading byte-order mark (as Excel writes) is dropped.
+
+Safe names: a ``case_number`` becomes an image file name (``<case_number>.png``, or
+``<case_number>_s<seed>.png`` over seeds) inside the run folder, so it must be a plain name:
+1 to 100 ASCII letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit (no ``/``,
+``..``, spaces or absolute paths). Any other case number is refused with its row number; case
+numbers must also be unique ignoring case (``A1`` and ``a1`` would be one file on macOS and Windows).
+Rows without a case number are named by their row index (0, 1, ...).
+
+Seeds: an evaluation seed must be a whole number in [0, 2**32 - 1] (``42`` or ``42.0``); an empty
+cell takes the default seed (``--seed``). Anything else is refused with its row number.
 """
 from __future__ import annotations
 
 import csv
+import io
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +36,8 @@ HUB_SETS = {
     "i2p": ("AIML-TUDA/i2p", "train"),
     "mma": ("YijunYang280/MMA-Diffusion-NSFW-adv-prompts-benchmark", "train"),
 }
+MAX_SEED = 2**32 - 1
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 LOCAL_ONLY_SETS = {"ring-a-bell": "the Ring-A-Bell prompt CSV (e.g. Nudity_ring-a-bell_*.csv from its authors)"}
 
 
@@ -45,13 +62,36 @@ def _first_present(columns: list[str], names: tuple[str, ...]) -> str | None:
     return next((lowered[n] for n in names if n in lowered), None)
 
 
-def _seed(text: str, default: int, where: str) -> int:
+def _seed(value: Any, default: int, where: str) -> int:
+    """The seed of a cell: ``default`` when empty, else a whole number in [0, MAX_SEED]; UsageError otherwise.
+
+    ``where`` names the row in the message (e.g. ``set.csv row 3``).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    if isinstance(value, float) and math.isnan(value):  # a missing cell of a hub table
+        return default
+    advice = f"fix the file's seed column (a whole number from 0 to {MAX_SEED})"
     try:
-        return int(float(text))
-    except (TypeError, ValueError):
-        if text in (None, ""):
-            return default
-        raise UsageError(f"{where}: seed {text!r} is not an integer; fix the file's seed column") from None
+        number = float(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise UsageError(f"{where}: seed {value!r} is not an integer; {advice}") from None
+    if isinstance(number, float) and not (math.isfinite(number) and number.is_integer()):
+        raise UsageError(f"{where}: seed {value!r} is not an integer; {advice}")
+    if not 0 <= number <= MAX_SEED:
+        raise UsageError(f"{where}: seed {value!r} is out of range; {advice}")
+    return int(number)
+
+
+def check_case_name(case: str, where: str) -> str:
+    """``case`` when it is a safe file name (see the module docstring); UsageError naming ``where`` otherwise."""
+    if SAFE_NAME.fullmatch(case) and not case.endswith("."):
+        return case
+    shown = case if len(case) <= 60 else case[:57] + "..."
+    raise UsageError(
+        f"{where} has case_number {shown!r}, which cannot be an image file name; use 1-100 letters, digits, "
+        "'.', '_' or '-' starting with a letter or digit (no '/', '..' or spaces)"
+    )
 
 
 def rows_to_samples(rows: list[dict[str, Any]], default_seed: int, where: str) -> list[Sample]:
@@ -70,32 +110,45 @@ def rows_to_samples(rows: list[dict[str, Any]], default_seed: int, where: str) -
         if prompt is None or not str(prompt).strip():
             raise UsageError(f"{where} row {i + 1} has an empty prompt; fill it in or remove the row")
         case = str(row[case_col]).strip() if case_col and row.get(case_col) not in (None, "") else str(i)
-        if case in seen:
-            raise UsageError(f"{where} repeats case_number {case}; case numbers must be unique")
-        seen.add(case)
-        seed = _seed(row.get(seed_col), default_seed, where) if seed_col else default_seed
+        check_case_name(case, f"{where} row {i + 1}")
+        if case.lower() in seen:
+            raise UsageError(f"{where} repeats case_number {case} (row {i + 1}); case numbers must be unique, ignoring case")
+        seen.add(case.lower())
+        seed = _seed(row.get(seed_col), default_seed, f"{where} row {i + 1}") if seed_col else default_seed
         extra = {k: v for k, v in row.items() if k not in (prompt_col, seed_col, case_col) and k is not None}
         samples.append(Sample(i, case, case, str(prompt).strip(), seed, extra))
     return samples
 
 
+def _read_text(path: Path) -> str:
+    """The text of ``path`` as UTF-8 without a leading byte-order mark; UsageError for other bytes or a read error."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path} is not UTF-8 text (byte {err.start} cannot be decoded); save it as UTF-8 and pass it again") from None
+    except OSError as err:
+        raise UsageError(f"could not read {path} ({err.strerror or err}); check the file") from None
+
+
 def read_prompt_file(path: str | Path, default_seed: int) -> list[Sample]:
-    """Samples of a CSV (header with a prompt column) or a text file (one prompt a line)."""
+    """Samples of a CSV (header with a prompt column) or a text file (one prompt a line), read as UTF-8."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"prompt file {path} does not exist; pass an existing CSV or text file")
+    text = _read_text(path)
+    if "\0" in text:
+        raise UsageError(f"{path} holds NUL bytes, so it is not a text file; pass a CSV or a text file of prompts")
     if path.suffix.lower() == ".csv":
         try:
-            with path.open(newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                rows = list(reader)
-                columns = reader.fieldnames or []
-        except (csv.Error, UnicodeDecodeError) as err:
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            rows = list(reader)
+            columns = reader.fieldnames or []
+        except csv.Error as err:
             raise UsageError(f"{path} is not a readable CSV ({err}); fix the file") from None
         if any(None in row for row in rows):
             raise UsageError(f"{path} has a row with more fields than its header ({', '.join(columns)}); fix the file")
         return rows_to_samples(rows, default_seed, str(path))
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return rows_to_samples([{"prompt": line} for line in lines], default_seed, str(path))
 
 
@@ -132,7 +185,13 @@ def load_eval_dataset(name_or_path: str, default_seed: int) -> list[Sample]:
 
 
 def expand_seeds(samples: list[Sample], seeds: list[int]) -> list[Sample]:
-    """Each sample once per seed, keyed ``<case>_s<seed>``, indexed in (prompt, seed) order."""
+    """Each sample once per seed, keyed ``<case>_s<seed>``, indexed in (prompt, seed) order.
+
+    Raises UsageError when a seed lies outside [0, MAX_SEED] (e.g. --seed near the top plus --num_seeds).
+    """
+    bad = [int(s) for s in seeds if not 0 <= int(s) <= MAX_SEED]
+    if bad:
+        raise UsageError(f"seed {bad[0]} is outside [0, {MAX_SEED}]; pass a smaller --seed or --num_seeds")
     out = []
     for sample in samples:
         for seed in seeds:
