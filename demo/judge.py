@@ -19,6 +19,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from demo.world import ATTRIBUTES, dataset, render  # noqa: E402
+from utils.errors import UsageError, run_cli  # noqa: E402
 
 REPO_JUDGE = Path(__file__).resolve().parent / "judge.safetensors"
 
@@ -102,17 +103,77 @@ def reconstruct(vae, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
     return ((torch.cat(out) + 1) / 2).clamp(0, 1)
 
 
-def load_judge(path: str | Path) -> Judge:
-    """The trained judge from its safetensors file."""
-    from utils.storage import load_tensors
+MAX_WIDTH = 1024  # far above any judge trained here; a wider "judge" is a foreign file
 
-    tensors, meta = load_tensors(path)
-    judge = Judge(int(meta.get("width", 32)))
+
+def _judge_error(path: Path, why: str):
+    """The one-sentence UsageError for a --judge file that is not a judge of this script."""
+    return UsageError(f"judge {path} {why}; pass --judge with a file written by demo/judge.py (e.g. demo/judge.safetensors)")
+
+
+def load_judge(path: str | Path) -> Judge:
+    """The trained judge from its safetensors file. Its width is read from the first convolution's shape, every
+    tensor's name and shape are checked against ``Judge(width)`` before anything is read, and the values must be
+    finite. Raises UsageError (one sentence) for a missing, truncated, pickled or foreign file."""
+    from safetensors import SafetensorError, safe_open
+
+    from demo.checks import first_line
+
+    path = Path(path)
+    if not path.is_file():
+        raise _judge_error(path, "is a folder" if path.is_dir() else "does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+            first = shapes.get("features.0.0.weight", ())
+            if len(first) != 4 or first[1:] != (3, 3, 3) or not 1 <= first[0] <= MAX_WIDTH:
+                raise _judge_error(path, "does not hold the judge's first convolution")
+            judge = Judge(first[0])
+            expected = judge.state_dict()
+            wrong = sorted(set(shapes) ^ set(expected)) or [k for k in expected if shapes[k] != tuple(expected[k].shape)]
+            if wrong:
+                raise _judge_error(path, f"holds other tensors than the judge's (first difference: {wrong[0]})")
+            tensors = {key: handle.get_tensor(key) for key in expected}
+    except (SafetensorError, OSError, ValueError) as err:  # truncated, pickled or not safetensors at all
+        raise _judge_error(path, f"is not a readable safetensors file ({first_line(err)})") from None
+    if any(t.is_floating_point() and not torch.isfinite(t).all() for t in tensors.values()):
+        raise _judge_error(path, "holds NaN or infinite weights")
     judge.load_state_dict(tensors)
     return judge.eval()
 
 
+BATCH = 128
+
+
+def check_training_args(args) -> None:
+    """UsageError (one sentence) for a value that would fail or mislead only after the rendering and training."""
+    from demo.checks import integer, output_file
+
+    integer(args.train_images, "--train_images", low=BATCH)  # at least one batch an epoch
+    integer(args.epochs, "--epochs")
+    integer(args.width, "--width")
+    if args.width > MAX_WIDTH:
+        raise UsageError(f"--width must be at most {MAX_WIDTH}, got {args.width}")
+    integer(args.seed, "--seed", low=0)
+    output_file(args.out, "--out", (".safetensors",))
+
+
+def load_vae(folder: str):
+    """The AutoencoderKL of a pipeline folder (its ``vae/``); UsageError when the folder has none that loads."""
+    from diffusers import AutoencoderKL
+
+    from demo.checks import first_line
+
+    if not (Path(folder) / "vae" / "config.json").is_file():
+        raise UsageError(f"--vae_from {folder} has no vae/config.json; pass a pipeline folder written by demo/train_model.py")
+    try:
+        return AutoencoderKL.from_pretrained(folder, subfolder="vae").eval()
+    except (OSError, ValueError, RuntimeError) as err:
+        raise UsageError(f"--vae_from {folder}: its VAE does not load ({first_line(err)}); pass a pipeline folder written by demo/train_model.py") from None
+
+
 def main(argv=None) -> dict:
+    """Parse ``argv`` (values checked first), train the judge, save it with its settings and accuracies; return them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo/judge.safetensors")
     parser.add_argument("--train_images", type=int, default=40000)
@@ -123,28 +184,27 @@ def main(argv=None) -> dict:
     parser.add_argument("--vae_from", default=None,
                         help="a pipeline folder: half of the training images are replaced by their reconstructions through its VAE (labels unchanged)")
     args = parser.parse_args(argv)
+    check_training_args(args)
+    vae = load_vae(args.vae_from) if args.vae_from else None  # a bad folder is refused before anything is rendered
     torch.manual_seed(args.seed)
     start = time.time()
     train_x, train_y = rendered(args.train_images, args.seed)
     test_x, test_y = rendered(4000, args.seed + 1)
-    if args.vae_from:  # the decoder's domain with the ground truth's labels
-        from diffusers import AutoencoderKL
-
-        vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").eval()
+    if vae is not None:  # the decoder's domain with the ground truth's labels
         half = args.train_images // 2
         train_x = torch.cat([reconstruct(vae, train_x[:half]), train_x[half:]])
         recon_x = reconstruct(vae, test_x)
         print(f"reconstructed {half} training images with {args.vae_from} ({time.time() - start:.0f} s)", flush=True)
     judge = Judge(args.width)
     optimizer = torch.optim.AdamW(judge.parameters(), lr=2e-3, weight_decay=1e-4)
-    steps = args.epochs * (args.train_images // 128)
+    steps = args.epochs * (args.train_images // BATCH)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)
     generator = torch.Generator().manual_seed(args.seed)
     for epoch in range(args.epochs):
         judge.train()
         order = torch.randperm(args.train_images, generator=generator)
-        for i in range(0, args.train_images - 127, 128):
-            idx = order[i : i + 128]
+        for i in range(0, args.train_images - BATCH + 1, BATCH):
+            idx = order[i : i + BATCH]
             batch = degrade(train_x[idx], generator) if args.augment else train_x[idx]
             logits = judge(batch)
             loss = sum(nn.functional.cross_entropy(logits[n], train_y[n][idx]) for n in ATTRIBUTES)
@@ -168,4 +228,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.concepts import DEMO_MODEL  # noqa: E402
 from utils.config import build_parser, concept_hyperparameters, concept_select_ratio, resolve_config  # noqa: E402
+from demo.checks import integer, output_folder  # noqa: E402
 from utils.errors import UsageError, run_cli  # noqa: E402
 
 DEFAULT_TARGET = "checker"
@@ -39,6 +40,16 @@ def image_grid(rows: list[list], scale: int = 3, gap: int = 2):
     return canvas
 
 
+def check_demo_args(args) -> None:
+    """UsageError (one sentence) for run_demo's own options: a non-positive count, or a concept given by prompt
+    files (the demo judges one demo-world value, named by --target)."""
+    integer(args.eval_prompts, "--eval_prompts")
+    integer(args.grid_columns, "--grid_columns")
+    for option in ("target_file", "base_prompts", "target_prompts"):
+        if getattr(args, option):
+            raise UsageError(f"run_demo judges one demo-world value; pass it with --target instead of --{option}")
+
+
 def main(argv=None) -> dict:
     """Parse ``argv``, run discover -> prune -> judge, write the results; return the metrics."""
     parser = build_parser(__doc__.splitlines()[0])
@@ -47,39 +58,39 @@ def main(argv=None) -> dict:
     parser.add_argument("--grid_columns", type=int, default=8)
     args = parser.parse_args(argv)
     args.target = args.target or DEFAULT_TARGET
+    check_demo_args(args)
     config = resolve_config(args, fallback_model=DEMO_MODEL)  # any demo-world model samples like the shipped one
     from utils.concepts import concept_from_args, demo_attribute
 
     concept = concept_from_args(args, config["seed"])
     if concept.kind != "demo":
         raise UsageError(f"--target {args.target!r} is not a demo-world value; pass a style, shape, colour, background or size of demo/world.py (e.g. stripes, circle)")
-    if args.eval_prompts < 1:
-        raise UsageError(f"--eval_prompts must be a positive integer, got {args.eval_prompts}")
     from demo.judge import judge_file
 
     judge_path = judge_file(args.judge)
-    if not judge_path.is_file():
-        raise UsageError(f"judge {judge_path} does not exist; pass --judge with a file written by demo/judge.py")
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
     select_ratio = concept_select_ratio(config, concept.kind)
     started = time.time()
 
     from demo.judge import load_judge
     from demo.measure import eval_scenes, evaluate
+    from neuron_receivers.hook_variants import get_variant
     from utils.paths import concept_dir, run_name
     from utils.pruning import masked_weights
     from utils.storage import save_image, write_text
     from utils.workflow import Session, describe_mask, save_mask_and_export, save_run_config, setup_logging, union_for_concept
 
+    if get_variant(config["hook_module"]).component != "unet":
+        raise UsageError("the demo prunes UNet FFNs; use --hook_module unet or unet-ffn-1")
+    folder = concept_dir(config["res_path"], config["model_id"], concept.name)
+    for path in (folder / "demo", folder / "pruned"):  # a file where a results folder goes: refused before any work
+        output_folder(str(path), "the results folder under --res_path")
+    judge = load_judge(judge_path)  # a missing or corrupt judge is refused before the model is loaded
     setup_logging()
     session = Session(config)
-    if session.variant.component != "unet":
-        raise UsageError("the demo prunes UNet FFNs; use --hook_module unet or unet-ffn-1")
     tau = session.effective_tau(tau)
-    judge = load_judge(judge_path)
     attribute = demo_attribute(concept.name)
     masks = union_for_concept(session, concept, skill_ratio, tau, select_ratio)
-    folder = concept_dir(config["res_path"], config["model_id"], concept.name)
     mask_path = folder / "pruned" / run_name(skill_ratio, tau, select_ratio, session.variant.name) / "prune_mask.safetensors"
     settings = {"targets": [concept.name], "skill_ratio": skill_ratio, "timesteps": tau, "select_ratio": select_ratio}
     mask_meta = save_mask_and_export(session, masks, mask_path, settings, None)

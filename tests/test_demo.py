@@ -119,6 +119,9 @@ def test_the_demo_erases_the_concept_and_keeps_the_rest(tmp_path):
     (["--judge", "/no/judge.safetensors"], "judge /no/judge.safetensors does not exist"),
     (["--eval_prompts", "0"], "--eval_prompts must be a positive integer"),
     (["--model_id", "/no/such/model"], "does not exist"),
+    (["--grid_columns", "0"], "--grid_columns must be a positive integer, got 0"),
+    (["--grid_columns", "-2"], "--grid_columns must be a positive integer, got -2"),
+    (["--base_prompts", "b.txt", "--target_prompts", "t.txt"], "pass it with --target instead of --base_prompts"),
 ])
 def test_the_demo_refuses_bad_input_in_one_sentence(argv, message, tmp_path, capsys):
     from conftest import run_script
@@ -129,6 +132,64 @@ def test_the_demo_refuses_bad_input_in_one_sentence(argv, message, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and err.count("\n") == 0
     assert not (tmp_path / "r").exists()
+
+
+def _bad_judges(folder):
+    """name -> a file that is not a judge: truncated, garbage, a pickle, foreign tensors, wrong shapes, NaN weights."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    shipped = (REPO_ROOT / "demo" / "judge.safetensors").read_bytes()
+    weights = load_file(str(REPO_ROOT / "demo" / "judge.safetensors"))
+    files = {"truncated": shipped[: len(shipped) // 2], "header": shipped[:40], "garbage": b"not a judge at all"}
+    for name, data in files.items():
+        (folder / f"{name}.safetensors").write_bytes(data)
+    torch.save(weights, folder / "pickle.safetensors")
+    save_file({"x": torch.zeros(3)}, str(folder / "foreign.safetensors"), metadata={"width": "abc"})
+    save_file({**weights, "heads.style.weight": torch.zeros(3, weights["heads.style.weight"].shape[1])}, str(folder / "shapes.safetensors"))
+    save_file({**weights, "heads.size.bias": torch.full_like(weights["heads.size.bias"], float("nan"))}, str(folder / "nan.safetensors"))
+    return {p.stem: p for p in folder.glob("*.safetensors")}
+
+
+def test_load_judge_refuses_a_file_that_is_not_a_judge_in_one_sentence(tmp_path):
+    from demo.judge import REPO_JUDGE, Judge, load_judge
+    from utils.errors import UsageError
+
+    bad = _bad_judges(tmp_path)
+    assert len(bad) == 7
+    for name, path in bad.items():
+        with pytest.raises(UsageError, match=f"judge {re.escape(str(path))} .*; pass --judge with a file written by demo/judge.py") as info:
+            load_judge(path)
+        assert "\n" not in str(info.value), name
+    with pytest.raises(UsageError, match="is a folder"):
+        load_judge(tmp_path)
+    assert isinstance(load_judge(REPO_JUDGE), Judge)  # the shipped judge still loads
+
+
+@pytest.mark.parametrize("bad", ["truncated", "pickle", "shapes"])
+def test_the_demo_refuses_a_corrupt_judge_before_any_work(bad, tmp_path, capsys):
+    from conftest import run_script
+
+    path = _bad_judges(tmp_path)[bad]
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("run_demo", ["--judge", str(path), "--res_path", str(tmp_path / "r")], folder="demo")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: judge {path} ") and err.count("\n") == 0
+    assert not (tmp_path / "r").exists()  # nothing recorded, nothing written
+
+
+def test_the_demo_refuses_a_file_where_its_results_folder_goes(tmp_path, capsys):
+    from conftest import run_script
+
+    mine = tmp_path / "r" / "model" / "checker" / "demo"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("the user's notes")
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("run_demo", ["--res_path", str(tmp_path / "r")], folder="demo")
+    assert exit_info.value.code == 2
+    assert "is an existing file, not a folder" in capsys.readouterr().err
+    assert mine.read_text() == "the user's notes" and sorted(p.name for p in mine.parent.iterdir()) == ["demo"]
 
 
 def test_eval_scenes_carry_the_concept_or_lack_it_and_another_draw_gives_other_scenes():
