@@ -100,19 +100,37 @@ MERGE_FREE_SETTINGS = ("concepts", "quality_prompts", "out", "device")
 REPORT_KEYS = ("model", "settings", "generation_accuracy", "tables")
 
 
+ROW_NUMBERS = ("pruned_fraction", "detection", "other_accuracy")
+
+
 def read_report(path: str | Path, keys: tuple[str, ...] = REPORT_KEYS) -> dict:
-    """A saved report (JSON with at least ``keys``); UsageError when it is missing, not JSON, or lacks one of them."""
+    """A saved report (JSON with at least ``keys``, its tables rows as this script writes them); UsageError when it is
+    missing, a folder, not UTF-8, not JSON, lacks one of them or holds a malformed table."""
+    from demo.checks import read_json
     from utils.errors import UsageError
 
-    try:
-        report = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UsageError(f"no report at {path}; give the JSON that an erasure_table.py run wrote") from None
-    except json.JSONDecodeError as err:
-        raise UsageError(f"{path} is not valid JSON ({err.msg}, line {err.lineno}); give a report that erasure_table.py wrote") from None
+    if not Path(path).exists():
+        raise UsageError(f"no report at {path}; give the JSON that an erasure_table.py run wrote")
+    report = read_json(path, "the JSON that an erasure_table.py run wrote")
     if not isinstance(report, dict) or not set(keys) <= set(report):
         raise UsageError(f"{path} is not an erasure report (it needs {', '.join(keys)})")
+    for key, kind in (("settings", dict), ("generation_accuracy", dict), ("tables", dict)):
+        if key in keys and not isinstance(report[key], kind):
+            raise UsageError(f"{path} is not an erasure report (its {key} is not a mapping)")
+    for concept, rows in report.get("tables", {}).items():
+        if not (isinstance(rows, list) and rows and all(_is_row(row) for row in rows)):
+            raise UsageError(f"{path} is not an erasure report (the table of {concept} does not hold rows as erasure_table.py writes them)")
     return report
+
+
+def _is_row(row) -> bool:
+    """Whether ``row`` is a table row as concept_table writes it (numbers where markdown() formats numbers)."""
+    def numeric(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    return (isinstance(row, dict) and {"skill_ratio", "tau"} <= set(row) and all(numeric(row.get(k)) for k in ROW_NUMBERS)
+            and isinstance(row.get("other_accuracy_per_attribute"), dict) and all(map(numeric, row["other_accuracy_per_attribute"].values()))
+            and (numeric(row["select_ratio"]) if "select_ratio" in row else True))
 
 
 def merge_reports(paths: list[str], out: str | Path) -> dict:
@@ -201,21 +219,85 @@ def parse_config(argv=None) -> dict:
     config["merge"] = args.merge
     if args.merge and not args.out:
         raise UsageError("--merge needs --out, the file the joined report is written to")
+    if config["show"] or config["merge"]:
+        return config
+    check_settings(config)
     for key in ("model_id", "judge"):  # the shipped files (demo/model, ...) are found from any working directory
-        if config[key]:
-            config[key] = repo_path(str(config[key]))
+        config[key] = repo_path(config[key])
+    return config
+
+
+def _listed(config: dict, key: str) -> list:
+    """``config[key]`` as a non-empty list (a single value from a YAML file becomes a list of one); else UsageError."""
+    from utils.errors import UsageError
+
+    value = config[key]
+    value = value if isinstance(value, list) else [value]
+    if not value or any(item is None or isinstance(item, (dict, list)) for item in value):
+        raise UsageError(f"{key} must be a list of values, got {config[key]!r}; fix --{key} or the config file")
+    return value
+
+
+def check_settings(config: dict) -> None:
+    """UsageError (one sentence) for a setting of the wrong type or outside its range, whether it came from the
+    defaults, a --config file or an option: counts, seeds, ratios, taus, sampling, device and the output path.
+    Normalises the list settings in place (taus become text)."""
+    from demo.checks import device_name, integer, number, output_file
+    from utils.errors import UsageError
+
+    for key in ("model_id", "judge"):
+        if not isinstance(config[key], str) or not config[key].strip():
+            raise UsageError(f"{key} must name a file or folder, got {config[key]!r}; fix --{key} or the config file")
+    for key, low in (("pairs", 1), ("eval_prompts", 1), ("num_inference_steps", 1), ("seed", 0), ("eval_draw", 0), ("quality_prompts", 0)):
+        integer(config[key], key, low)
+    number(config["guidance_scale"], "guidance_scale")
+    device_name(config["device"], "device")
     if config["hook_module"] not in HOOK_MODULES:
         raise UsageError(f"unknown hook_module {config['hook_module']!r}; use one of {', '.join(HOOK_MODULES)}")
+    if not isinstance(config["ceiling"], bool):
+        raise UsageError(f"ceiling must be true or false, got {config['ceiling']!r}")
+    config["concepts"] = [str(concept) for concept in _listed(config, "concepts")]
     for concept in config["concepts"]:
         check_concept(concept)
+    if len(set(config["concepts"])) < len(config["concepts"]):
+        raise UsageError("a concept is named twice in concepts; give each once")
+    config["skill_ratios"] = _listed(config, "skill_ratios")
+    for ratio in config["skill_ratios"]:
+        if not 0 < number(ratio, "each skill_ratio") < 1:
+            raise UsageError(f"skill_ratio {ratio} is outside (0, 1); fix --skill_ratios")
+    config["select_ratios"] = _listed(config, "select_ratios")
     for select in config["select_ratios"]:
-        if not 0 <= select < 1:
+        if not 0 <= number(select, "each select_ratio") < 1:
             raise UsageError(f"select_ratio {select} is outside [0, 1), where it prunes nothing; fix --select_ratios")
-    config["taus"] = [str(tau) for tau in config["taus"]]
+    config["taus"] = [str(tau) for tau in _listed(config, "taus")]
     for tau in config["taus"]:
         if tau != "all" and not (tau.isdigit() and int(tau) > 0):
             raise UsageError(f"tau {tau!r} is neither a positive integer nor all; fix --taus")
-    return config
+    if config["out"] is not None:
+        check_report_out(config["out"])
+
+
+def report_out(config: dict) -> Path:
+    """Where the report goes: ``out``, else ``<model folder>-erasure.json`` beside the model."""
+    model = Path(config["model_id"])
+    return Path(config["out"] or model.parent / f"{model.name}-erasure.json")
+
+
+def check_report_out(out: str | Path) -> Path:
+    """``out`` as the report's path when writing there replaces nothing of the user's: a .json path that is no
+    folder and either new or an earlier report, and whose ``.config.yaml`` beside it is no folder; else UsageError."""
+    from demo.checks import output_file
+    from utils.errors import UsageError
+
+    path = output_file(str(out), "--out", (".json",))
+    if path.exists():
+        try:
+            read_report(path, ("model", "tables"))
+        except UsageError:
+            raise UsageError(f"--out {out} exists and is not an erasure report; pass a new path (nothing of yours is replaced)") from None
+    if path.with_suffix(".config.yaml").is_dir():
+        raise UsageError(f"{path.with_suffix('.config.yaml')} is a folder, where the report's config goes; pass another --out")
+    return path
 
 
 def check_concept(concept: str) -> tuple[str, str]:
@@ -237,6 +319,7 @@ def main(argv=None, pipe=None) -> dict:
     if config["show"]:
         return print_report(config["show"])
     if config["merge"]:
+        check_report_out(config["out"])
         merged = merge_reports(config["merge"], config["out"])
         print(f"{len(config['merge'])} reports joined into {config['out']}: {', '.join(merged['tables'])}")
         return merged
@@ -249,16 +332,16 @@ def main(argv=None, pipe=None) -> dict:
     from utils.model_loading import load_pipeline, resolve_device
     from utils.storage import write_text
 
+    out = check_report_out(report_out(config))  # a bad output path or judge is refused before the model is loaded
+    judge = load_judge(args.judge)
     if pipe is None:
         pipe = load_pipeline(args.model_id, resolve_device(args.device), torch.float32)
-    judge = load_judge(args.judge)
     sampling = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale, "batch_size": 32}
     modules = select_modules(pipe.unet, get_variant(args.hook_module))
     quality = generation_accuracy(pipe, judge, args.quality_prompts, sampling) if args.quality_prompts else {}
     print(f"judge accuracy on {args.quality_prompts} generations: {quality}", flush=True)
     settings = {k: v for k, v in config.items() if k not in ("show", "merge")}
     report = {"model": args.model_id, "settings": settings, "generation_accuracy": quality, "tables": {}}
-    out = Path(args.out or Path(args.model_id).parent / f"{Path(args.model_id).name}-erasure.json")
     write_text(out.with_suffix(".config.yaml"), dump_yaml(settings))  # the resolved config beside the results
     for concept in args.concepts:
         attribute, value = check_concept(concept)

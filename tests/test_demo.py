@@ -402,6 +402,95 @@ def test_erasure_table_rejects_bad_settings_in_one_sentence(argv, words):
         parse_config(argv)
 
 
+@pytest.mark.parametrize("yaml_text, words", [
+    ("pairs: abc\n", "pairs must be an integer, got 'abc'"),
+    ("eval_prompts: 2.5\n", r"eval_prompts must be an integer, got 2\.5"),
+    ("num_inference_steps: 0\n", "num_inference_steps must be a positive integer, got 0"),
+    ("quality_prompts: true\n", "quality_prompts must be an integer, got True"),
+    ("guidance_scale: abc\n", "guidance_scale must be a (finite )?number, got 'abc'"),
+    ("guidance_scale: .nan\n", "guidance_scale must be a finite number, got nan"),
+    ("skill_ratios: [2.0]\n", r"skill_ratio 2.0 is outside \(0, 1\)"),
+    ("skill_ratios: []\n", "skill_ratios must be a list of values"),
+    ("select_ratios: [abc]\n", "each select_ratio must be a finite number, got 'abc'"),
+    ("taus: [{a: 1}]\n", "taus must be a list of values"),
+    ("concepts: [style=checker, style=checker]\n", "a concept is named twice"),
+    ("judge: null\n", "judge must name a file or folder, got None"),
+    ("model_id: 5\n", "model_id must (name a file or folder|be text), got 5"),
+    ("ceiling: 'yes'\n", "ceiling must be true or false, got 'yes'"),
+    ("device: 5\n", "(unknown device 5|device must be text, got 5)"),
+    ("out: results/table.txt\n", r"--out results/table.txt must end in \.json"),
+])
+def test_erasure_table_checks_the_type_and_range_of_every_config_value(yaml_text, words, tmp_path):
+    from demo.erasure_table import parse_config
+    from utils.errors import UsageError
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml_text)
+    with pytest.raises(UsageError, match=words) as info:  # words: a regular expression (the shared YAML reader may answer first)
+        parse_config(["--config", str(mine)])
+    assert "\n" not in str(info.value)
+    assert parse_config(["--taus", "5", "--skill_ratios", "0.5"])["taus"] == ["5"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--guidance_scale", "nan"], "guidance_scale must be a finite number, got nan"),
+    (["--seed", "-1"], "seed must be zero or more, got -1"),
+    (["--eval_draw", "-1"], "eval_draw must be zero or more, got -1"),
+    (["--quality_prompts", "-1"], "quality_prompts must be zero or more"),
+    (["--pairs", "0"], "pairs must be a positive integer"),
+    (["--skill_ratios", "nan"], "each skill_ratio must be a finite number, got nan"),
+    (["--device", "gpu0"], "unknown device 'gpu0'"),
+])
+def test_erasure_table_refuses_bad_numbers_on_the_command_line(argv, words, capsys):
+    from conftest import run_script
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("erasure_table", argv, folder="demo")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: " + err.removeprefix("error: ") and words in err and err.count("\n") == 0
+
+
+def test_erasure_table_never_replaces_a_file_or_folder_of_the_user_and_checks_the_judge_first(tmp_path):
+    from demo.erasure_table import main
+    from utils.errors import UsageError
+
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    with pytest.raises(UsageError, match="exists and is not an erasure report"):
+        main(["--out", str(notes), "--concepts", "style=stripes"])
+    (tmp_path / "a.json").write_text(json.dumps(_report("style=stripes", 0.9)))
+    with pytest.raises(UsageError, match="exists and is not an erasure report"):  # --merge too
+        main(["--merge", str(tmp_path / "a.json"), "--out", str(notes)])
+    assert notes.read_text() == '{"mine": 1}'
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(UsageError, match="is an existing folder"):
+        main(["--out", str(tmp_path / "folder.json")])
+    bad_judge = tmp_path / "judge.safetensors"
+    bad_judge.write_bytes(b"\x00" * 64)
+    with pytest.raises(UsageError, match="is not a readable safetensors file"):  # before any model is loaded
+        main(["--judge", str(bad_judge), "--model_id", str(tmp_path / "no-model"), "--out", str(tmp_path / "t.json")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "folder.json", "judge.safetensors", "notes.json"]
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"\xff\xfe{not utf-8", "is not UTF-8 text"),
+    (json.dumps({"model": "m", "generation_accuracy": {}, "tables": {"style=stripes": [{"detection": "most"}]}}).encode(),
+     "the table of style=stripes does not hold rows"),
+    (json.dumps({"model": "m", "generation_accuracy": {}, "tables": []}).encode(), "its tables is not a mapping"),
+])
+def test_erasure_table_show_refuses_a_file_that_is_not_a_report(content, words, tmp_path):
+    from demo.erasure_table import main
+    from utils.errors import UsageError
+
+    path = tmp_path / "report.json"
+    path.write_bytes(content)
+    with pytest.raises(UsageError, match=re.escape(words)):
+        main(["--show", str(path)])
+    with pytest.raises(UsageError, match="is a folder"):
+        main(["--show", str(tmp_path)])
+
+
 def test_erasure_table_finds_its_shipped_defaults_from_any_directory(tmp_path, monkeypatch):
     from demo.erasure_table import parse_config
 
