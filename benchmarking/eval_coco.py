@@ -4,6 +4,8 @@ Prompts: --coco_captions (or --prompts), a CSV (case_number,prompt,evaluation_se
 sample) or a text file of captions. Metric: CLIP score per image averaged over images (the reference
 averages over batches); FID against --coco_images (real COCO images) with pytorch-fid's Inception
 when its weights are available (--fid_weights or the torch hub cache), else reported as skipped.
+A --fid_weights file that is missing or does not load, or a --coco_images folder with fewer than two
+images, is refused before the first image is generated.
 """
 from __future__ import annotations
 

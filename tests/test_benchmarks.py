@@ -191,8 +191,10 @@ def test_object_benchmark_keep_mode_with_a_local_resnet50(mini_sd_dir, strong_ma
     assert report["summary"]["edited"]["accuracy"] == pytest.approx(sum(correct) / 3)
 
 
-def test_coco_and_memorization_benchmarks(mini_sd_dir, strong_mask, tiny_clip_dir, tmp_path):
+def test_coco_and_memorization_benchmarks(mini_sd_dir, strong_mask, tiny_clip_dir, tmp_path, monkeypatch):
     from utils.tiny_evaluators import save_tiny_sscd
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no FID weights in the cache: FID is skipped
 
     captions = tmp_path / "captions.txt"
     captions.write_text("a bus on a street\na plate of food\n")
@@ -201,7 +203,7 @@ def test_coco_and_memorization_benchmarks(mini_sd_dir, strong_mask, tiny_clip_di
     for i in range(2):
         Image.fromarray(np.full((32, 32, 3), 60 * i, np.uint8)).save(real / f"{i}.jpg")
     out = tmp_path / "coco-run"
-    bench("eval_coco", common(mini_sd_dir, out, "--ckpt_name", str(strong_mask), "--clip_model", str(tiny_clip_dir), "--coco_captions", str(captions), "--coco_images", str(real), "--fid_weights", str(tmp_path / "missing.pth")))
+    bench("eval_coco", common(mini_sd_dir, out, "--ckpt_name", str(strong_mask), "--clip_model", str(tiny_clip_dir), "--coco_captions", str(captions), "--coco_images", str(real)))
     report = read_metrics(out)
     assert report["num_prompts"] == 2 and report["summary"]["edited"]["fid"] is None
     assert "fid_weights" in report["summary"]["comparison"]["fid_note"]
@@ -281,3 +283,183 @@ def test_the_torch_free_method_list_matches_the_loaders():
     from utils.bench_config import METHOD_NAMES
 
     assert sorted(METHOD_NAMES) == sorted(METHODS)
+
+
+# ---------------------------------------------------------------- issue 21: bad input is refused before the first image
+
+
+@pytest.fixture
+def no_generation(monkeypatch):
+    """Make any image generation fail the test: a refusal must come before the first image."""
+    import utils.bench_harness as harness
+
+    def fail(*args, **kwargs):
+        raise AssertionError("an image was generated before the input was refused")
+
+    monkeypatch.setattr(harness, "run_pipeline", fail)
+
+
+def refused(script, argv, message, capsys):
+    """Run ``script`` expecting exit 2 with one line naming ``message``; return the line."""
+    with pytest.raises(SystemExit) as exit_info:
+        bench(script, argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
+    return err
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("case", ["../../escaped", "/tmp/concept-prune-escaped"])
+def test_a_case_number_outside_the_run_folder_is_refused_and_nothing_is_written(case, mini_sd_dir, tmp_path, capsys, no_generation):
+    prompts = tmp_path / "set.csv"
+    prompts.write_text(f"case_number,prompt,evaluation_seed\n{case},a cat,1\n")
+    out = tmp_path / "runs" / "deep" / "run"
+    before = files_under(tmp_path)
+    refused("nudity_eval", common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts)), "row 1 has case_number", capsys)
+    assert files_under(tmp_path) == before and not Path("/tmp/concept-prune-escaped.png").exists()
+
+
+def test_image_names_stay_inside_the_run_folder_and_are_distinct(tmp_path):
+    from utils.bench_harness import check_keys, image_path
+    from utils.prompt_sets import Sample
+
+    folder = tmp_path / "original"
+    assert image_path(folder, Sample(0, "7_s1", "7", "p", 1)) == folder / "7_s1.png"
+    for key in ("../x", "/abs/x", "a/../../b", ".."):
+        with pytest.raises(UsageError, match="would lie outside"):
+            image_path(folder, Sample(0, key, key, "p", 0))
+    with pytest.raises(UsageError, match="would share the image B.png"):
+        check_keys([Sample(0, "b", "b", "p", 0), Sample(1, "B", "B", "p", 0)])
+
+
+def _truncated(source: Path, target: Path) -> Path:
+    data = source.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    return target
+
+
+def _edit(kind: str, strong_mask: Path, tmp_path: Path) -> tuple[list[str], str]:
+    """(--baseline/--ckpt_name arguments, expected message) of a bad edit."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    if kind == "truncated mask":
+        return ["--ckpt_name", str(_truncated(strong_mask, tmp_path / "cut.safetensors"))], "could not be read as a prune mask"
+    if kind == "pickled mask":
+        torch.save({"x": torch.ones(2, dtype=torch.bool)}, tmp_path / "mask.pt")
+        return ["--ckpt_name", str(tmp_path / "mask.pt")], "is not a prune_mask.safetensors file"
+    if kind == "float mask":
+        with safe_open(str(strong_mask), framework="pt") as handle:
+            meta, masks = handle.metadata(), {k: handle.get_tensor(k).float() for k in handle.keys()}
+        save_file(masks, str(tmp_path / "float.safetensors"), metadata=meta)
+        return ["--ckpt_name", str(tmp_path / "float.safetensors")], "bool"
+    if kind == "mask naming another layer":
+        with safe_open(str(strong_mask), framework="pt") as handle:
+            meta, masks = handle.metadata(), {f"{k}.other": handle.get_tensor(k) for k in handle.keys()}
+        save_file(masks, str(tmp_path / "other.safetensors"), metadata=meta)
+        return ["--ckpt_name", str(tmp_path / "other.safetensors")], "does not have; use the model the mask was made for"
+    if kind == "uce of another shape":
+        save_file({"conv_in.weight": torch.zeros(1, 1)}, str(tmp_path / "uce.safetensors"))
+        return ["--baseline", "uce", "--ckpt_name", str(tmp_path / "uce.safetensors")], "has shape (1, 1)"
+    if kind == "truncated esd":
+        torch.save({"conv_in.weight": torch.zeros(64, 64)}, tmp_path / "esd-full.pt")
+        return ["--baseline", "esd", "--ckpt_name", str(_truncated(tmp_path / "esd-full.pt", tmp_path / "esd.pt"))], "could not be read as a torch checkpoint"
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["truncated mask", "pickled mask", "float mask", "mask naming another layer", "uce of another shape", "truncated esd"])
+def test_a_bad_edit_is_refused_before_the_first_image(kind, mini_sd_dir, strong_mask, tiny_clip_dir, tmp_path, capsys, no_generation):
+    edit, message = _edit(kind, strong_mask, tmp_path)
+    out = tmp_path / "run"
+    refused("artist_erasure", common(mini_sd_dir, out, "--target", "Monet", "--clip_model", str(tiny_clip_dir), "--limit", "1", *edit), message, capsys)
+    assert not out.exists()
+
+
+def test_a_mask_of_another_model_is_refused_before_the_first_image(tiny_sd_dir, strong_mask, tiny_clip_dir, tmp_path, capsys, no_generation):
+    out = tmp_path / "run"
+    argv = common(tiny_sd_dir, out, "--target", "Monet", "--clip_model", str(tiny_clip_dir), "--limit", "1", "--ckpt_name", str(strong_mask))
+    refused("artist_erasure", argv, "use the model the mask was made for", capsys)
+    assert not out.exists()
+
+
+def test_a_bad_judge_is_refused_before_the_first_image(mini_sd_dir, strong_mask, tiny_clip_dir, tmp_path, capsys, no_generation):
+    out = tmp_path / "run"
+    base = ["--ckpt_name", str(strong_mask), "--limit", "1"]
+    refused("artist_erasure", common(mini_sd_dir, out, "--target", "Monet", "--clip_model", str(tmp_path / "no-clip"), *base), "could not load the CLIP model", capsys)
+    garbage = tmp_path / "resnet.safetensors"
+    garbage.write_bytes(b"not weights")
+    refused("object_erase", common(mini_sd_dir, out, "--target", "parachute", "--classifier_weights", str(garbage), *base), "could not load", capsys)
+    captions = tmp_path / "captions.txt"
+    captions.write_text("a bus\n")
+    coco = tmp_path / "coco"
+    coco.mkdir()
+    Image.new("RGB", (8, 8)).save(coco / "0.png")
+    coco_argv = common(mini_sd_dir, out, "--clip_model", str(tiny_clip_dir), "--coco_captions", str(captions), "--coco_images", str(coco), *base)
+    refused("eval_coco", coco_argv, "fewer than 2", capsys)
+    Image.new("RGB", (8, 8)).save(coco / "1.png")
+    refused("eval_coco", coco_argv + ["--fid_weights", str(tmp_path / "missing.pth")], "--fid_weights: FID Inception weights file", capsys)
+    assert not out.exists()
+
+
+def test_an_out_dir_that_is_a_file_or_a_foreign_folder_is_refused_and_left_alone(mini_sd_dir, tmp_path, capsys, no_generation):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a cat\n")
+    argv = ["--baseline", "sd", "--eval_dataset", str(prompts)]
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    refused("nudity_eval", common(mini_sd_dir, mine, *argv), "is a file, not a folder", capsys)
+    refused("nudity_eval", common(mini_sd_dir, mine / "run", *argv), "is a file, not a folder", capsys)
+    assert mine.read_text() == "mine"
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "metrics.json").write_text("my own")
+    refused("nudity_eval", common(mini_sd_dir, folder, *argv), "holds other files and no config.yaml", capsys)
+    assert [p.name for p in folder.iterdir()] == ["metrics.json"] and (folder / "metrics.json").read_text() == "my own"
+
+
+def test_a_run_folder_of_another_benchmark_prompt_set_or_seed_is_not_resumed(tmp_path):
+    from utils.bench_harness import _check_resume
+    from utils.config import dump_yaml
+
+    settings = {"model_id": "m", "baseline": "sd", "benchmark": "artist_erasure", "subject": "Monet", "seed": 0, "prompts": "a.csv"}
+    (tmp_path / "config.yaml").write_text(dump_yaml(settings))
+    _check_resume(tmp_path, dict(settings))
+    for key, value in [("benchmark", "nudity_eval"), ("prompts", "b.csv"), ("seed", 3), ("subject", "Van Gogh")]:
+        with pytest.raises(UsageError, match=f"other settings \\({key}\\)"):
+            _check_resume(tmp_path, dict(settings, **{key: value}))
+    (tmp_path / "config.yaml").write_text("[unclosed")
+    with pytest.raises(UsageError, match="is not the config.yaml of a benchmark run"):
+        _check_resume(tmp_path, dict(settings))
+
+
+def test_a_damaged_image_is_made_again_on_resume(mini_sd_dir, strong_mask, tiny_clip_dir, tmp_path, monkeypatch):
+    import utils.bench_harness as harness
+
+    out = tmp_path / "artist"
+    argv = common(mini_sd_dir, out, "--target", "Monet", "--ckpt_name", str(strong_mask), "--clip_model", str(tiny_clip_dir), "--limit", "2")
+    bench("artist_erasure", argv)
+    first = read_metrics(out)
+    keys = [r["key"] for r in first["per_prompt"]]
+    intact = {side: (out / side / f"{keys[1]}.png").read_bytes() for side in ("original", "edited")}
+    for side in ("original", "edited"):  # a kill in the middle of writing
+        _truncated(out / side / f"{keys[1]}.png", out / side / f"{keys[1]}.png")
+    calls = []
+    real = harness.run_pipeline
+    monkeypatch.setattr(harness, "run_pipeline", lambda pipe, prompts, *a, **k: calls.append(list(prompts)) or real(pipe, prompts, *a, **k))
+    bench("artist_erasure", argv)
+    assert calls == [[first["per_prompt"][1]["prompt"]]] * 2  # only the damaged image, once per model
+    assert {side: (out / side / f"{keys[1]}.png").read_bytes() for side in ("original", "edited")} == intact
+    assert read_metrics(out)["per_prompt"] == first["per_prompt"]
+
+
+def test_the_judge_names_an_image_it_cannot_read(tmp_path):
+    from utils.bench_metrics import open_images
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    with pytest.raises(UsageError, match="broken.png could not be read"):
+        open_images([broken])

@@ -12,7 +12,13 @@ checkpoint, given as an explicit path:
 | ``fmn``            | a diffusers folder: a whole pipeline (model_index.json) or a UNet folder     |
 
 Values are copied into the model's existing parameters (cast to its dtype and device), after
-every key and shape has been checked, so a bad checkpoint changes nothing. Pickled files are
+every key and shape has been checked, so a bad checkpoint changes nothing.
+
+Checking before any work: ``check_edit(method, ckpt)`` reads the checkpoint (readable, not
+truncated, the method's format) without loading a model, and ``check_edit_fits(check, model_id)``
+compares its tensor names and shapes with a shape-only copy of the model's component (built from
+its config on the ``meta`` device, no weights read). The benchmarks run both before the first
+image, so a mask of another model or a broken file is refused at once, not after hours. Pickled files are
 read with ``torch.load(weights_only=True)``: a file holding code is refused, never executed.
 
 Example::
@@ -22,8 +28,12 @@ Example::
 """
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 import pickle
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,10 +60,13 @@ DELTA_PARTS = ("unet", "text_encoder")
 # ---------------------------------------------------------------- reading checkpoint files
 
 
-def _torch_load(path: Path) -> Any:
-    """Read a pickled torch file safely (weights_only, onto the cpu); UsageError if it holds code or is unreadable."""
+def _torch_load(path: Path, mmap: bool = False) -> Any:
+    """Read a pickled torch file safely (weights_only, onto the cpu); UsageError if it holds code or is unreadable.
+
+    mmap: map the tensors' data instead of reading it (zip-format files only): for checks that need shapes only.
+    """
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as err:
         if "unsupported global" not in str(err).lower():  # corrupt or not a torch file, rather than code
             raise UsageError(f"{path} could not be read as a torch checkpoint (unpickling failed); check the file") from None
@@ -61,8 +74,9 @@ def _torch_load(path: Path) -> Any:
             f"{path} holds objects other than tensors, which are refused for safety (weights_only); "
             "re-save it as a plain dict of tensors (torch.save(unet.state_dict(), path)) or as .safetensors"
         ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
-        raise UsageError(f"{path} could not be read as a torch checkpoint ({str(err).splitlines()[0][:160]}); check the file") from None
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0][:160]
+        raise UsageError(f"{path} could not be read as a torch checkpoint ({first}); check the file") from None
 
 
 def _check_tensor_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -85,21 +99,48 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     Pickled files are read with ``weights_only=True``. Raises UsageError for a missing file, an
     unknown suffix, a file holding code or non-tensor entries, or an empty dict.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"checkpoint {path} does not exist; pass the path of the method's saved weights with --ckpt_name")
-    suffix = path.suffix.lower()
-    if suffix == SAFETENSORS_SUFFIX:
+    path = _state_dict_path(path)
+    if path.suffix.lower() == SAFETENSORS_SUFFIX:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return _check_tensor_dict(load_file(str(path), device="cpu"), path)
-        except SafetensorError as err:
+        except (SafetensorError, OSError) as err:
             raise UsageError(f"{path} is not a readable safetensors file ({str(err)[:160]}); check the file") from None
-    if suffix in TORCH_SUFFIXES:
-        return _check_tensor_dict(_torch_load(path), path)
-    raise UsageError(f"{path} has suffix {suffix or '(none)'}; pass a state dict saved as {', '.join(TORCH_SUFFIXES)} or {SAFETENSORS_SUFFIX}")
+    return _check_tensor_dict(_torch_load(path), path)
+
+
+def _state_dict_path(path: str | Path) -> Path:
+    """``path`` as an existing file with a state-dict suffix; UsageError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path} does not exist; pass the path of the method's saved weights with --ckpt_name")
+    suffix = path.suffix.lower()
+    if suffix != SAFETENSORS_SUFFIX and suffix not in TORCH_SUFFIXES:
+        raise UsageError(f"{path} has suffix {suffix or '(none)'}; pass a state dict saved as {', '.join(TORCH_SUFFIXES)} or {SAFETENSORS_SUFFIX}")
+    return path
+
+
+def state_dict_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor of a state-dict file, read without loading the values where the format allows.
+
+    A safetensors file's header is read and checked against the file's size (a truncated file is
+    refused); a zip-format torch file is memory-mapped. Same errors as ``load_state_dict_file``.
+    """
+    path = _state_dict_path(path)
+    if path.suffix.lower() != SAFETENSORS_SUFFIX:
+        return {k: tuple(v.shape) for k, v in _check_tensor_dict(_torch_load(path, mmap=True), path).items()}
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError) as err:
+        raise UsageError(f"{path} is not a readable safetensors file ({str(err)[:160]}); check the file") from None
+    if not shapes:
+        raise UsageError(f"{path} holds no tensors; pass the method's saved weights")
+    return shapes
 
 
 # ---------------------------------------------------------------- applying state dicts
@@ -138,6 +179,33 @@ def _find_key(own: dict[str, torch.Tensor], key: str) -> str | None:
     return None
 
 
+def _matched_names(own: dict[str, tuple[int, ...]], state: dict[str, tuple[int, ...]], component_name: str, class_name: str) -> dict[str, str]:
+    """Checkpoint key -> the module's tensor name, for keys and shapes given as name -> shape; UsageError at the
+    first unknown key or wrong shape. Keys ending in ``IGNORABLE_SUFFIXES`` that the module lacks are left out."""
+    names = {}
+    for key, shape in state.items():
+        name = _find_key(own, key)
+        if name is None:
+            if key.endswith(IGNORABLE_SUFFIXES):
+                log.info("skipping %s: the %s does not keep this buffer", key, component_name)
+                continue
+            raise UsageError(
+                f"checkpoint key {key} does not exist in the {component_name} ({class_name}); "
+                "use a checkpoint made for this model, in diffusers naming"
+            )
+        if tuple(shape) != tuple(own[name]):
+            raise UsageError(
+                f"checkpoint key {key} has shape {tuple(shape)} but the {component_name}'s is {tuple(own[name])}; "
+                "use a checkpoint made for this model"
+            )
+        names[key] = name
+    return names
+
+
+def _shapes(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(t.shape) for name, t in tensors.items()}
+
+
 def _checked_targets(module: torch.nn.Module, state: dict[str, torch.Tensor], component_name: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Pair each tensor of ``state`` with the module's tensor of that name; UsageError at the first unknown key or wrong shape.
 
@@ -145,24 +213,8 @@ def _checked_targets(module: torch.nn.Module, state: dict[str, torch.Tensor], co
     Returns (module tensor, checkpoint tensor) pairs.
     """
     own = module.state_dict(keep_vars=True)
-    pairs = []
-    for key, value in state.items():
-        name = _find_key(own, key)
-        if name is None:
-            if key.endswith(IGNORABLE_SUFFIXES):
-                log.info("skipping %s: the %s does not keep this buffer", key, component_name)
-                continue
-            raise UsageError(
-                f"checkpoint key {key} does not exist in the {component_name} ({type(module).__name__}); "
-                "use a checkpoint made for this model, in diffusers naming"
-            )
-        if tuple(value.shape) != tuple(own[name].shape):
-            raise UsageError(
-                f"checkpoint key {key} has shape {tuple(value.shape)} but the {component_name}'s is {tuple(own[name].shape)}; "
-                "use a checkpoint made for this model"
-            )
-        pairs.append((own[name], value))
-    return pairs
+    names = _matched_names(_shapes(own), _shapes(state), component_name, type(module).__name__)
+    return [(own[name], state[key]) for key, name in names.items()]
 
 
 @torch.no_grad()
@@ -211,26 +263,43 @@ def _load_sd(ckpt, model_id, device, dtype, safety_checker):
     return load_pipeline(model_id, device, dtype, safety_checker), {"changed": {}}
 
 
-def _load_concept_prune(ckpt, model_id, device, dtype, safety_checker):
-    """The base model with our prune mask applied (masked weights set to zero)."""
-    from utils.pruning import apply_prune_mask, load_prune_mask
+def _read_prune_mask(ckpt) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(parameter name -> bool mask, metadata) of our prune mask ``ckpt``; UsageError for anything else."""
+    from utils.pruning import load_prune_mask
 
     path = _require_path(ckpt, "concept-prune")
+    hint = "pass the mask written by wanda/save_union_over_time.py"
     if path.suffix.lower() != SAFETENSORS_SUFFIX:
-        raise UsageError(f"{path} is not a prune_mask.safetensors file; pass the mask written by wanda/save_union_over_time.py")
+        raise UsageError(f"{path} is not a prune_mask.safetensors file; {hint}")
     from safetensors import SafetensorError
 
     try:
         masks, meta = load_prune_mask(path)
-    except (SafetensorError, ValueError) as err:  # not safetensors, or metadata that is not JSON
-        raise UsageError(f"{path} could not be read as a prune mask ({str(err)[:160]}); pass the mask written by wanda/save_union_over_time.py") from None
+    except (SafetensorError, ValueError, OSError) as err:  # not safetensors, truncated, or metadata that is not JSON
+        raise UsageError(f"{path} could not be read as a prune mask ({str(err)[:160]}); {hint}") from None
     if not str(meta.get("format", "")).startswith("concept-prune prune mask"):
-        raise UsageError(f"{path} is not a concept-prune prune mask (no format metadata); pass the mask written by wanda/save_union_over_time.py")
+        raise UsageError(f"{path} is not a concept-prune prune mask (no format metadata); {hint}")
+    odd = next((name for name, m in masks.items() if m.dtype != torch.bool), None)
+    if odd is not None:
+        raise UsageError(f"{path} holds a {masks[odd].dtype} tensor for {odd}, but a prune mask holds bool tensors; {hint}")
+    component = meta.get("component", "unet")
+    if not isinstance(component, str) or not component.isidentifier():
+        raise UsageError(f"{path} names component {component!r}, which is not a pipeline component; {hint}")
+    return masks, meta
+
+
+def _load_concept_prune(ckpt, model_id, device, dtype, safety_checker):
+    """The base model with our prune mask applied (masked weights set to zero)."""
+    from utils.pruning import apply_prune_mask
+
+    masks, meta = _read_prune_mask(ckpt)
     mask_model = meta.get("model_id")
     if mask_model and not same_model(str(mask_model), model_id):
-        log.warning("the prune mask %s was made for %s but is applied to %s", path, mask_model, model_id)
+        log.warning("the prune mask %s was made for %s but is applied to %s", ckpt, mask_model, model_id)
     component = meta.get("component", "unet")
     pipe = load_pipeline(model_id, device, dtype, safety_checker)
+    if not isinstance(getattr(pipe, component, None), torch.nn.Module):
+        raise UsageError(f"the prune mask {ckpt} is for component {component}, which {model_id} does not have; use the model the mask was made for")
     zeroed = apply_prune_mask(pipe, masks, component)
     total = sum(p.numel() for p in getattr(pipe, component).parameters())
     changed = {component: {"tensors": len(masks), "pruned_weights": zeroed, "fraction_of_component": zeroed / total}}
@@ -321,6 +390,155 @@ METHODS: dict[str, Callable] = {
     "concept-ablation": _load_concept_ablation,
     "fmn": _load_fmn,
 }
+
+
+# ---------------------------------------------------------------- checking before any model is loaded
+
+
+@dataclass(frozen=True)
+class EditCheck:
+    """A method's checkpoint, read and checked without loading a model.
+
+    shapes: component -> checkpoint key -> shape of every tensor the edit writes (keys as the
+    loader matches them); whole_pipeline: True for an FMN pipeline folder, which replaces the model.
+    """
+
+    method: str
+    ckpt: str | None
+    shapes: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
+    whole_pipeline: bool = False
+    exact_names: bool = False  # concept-prune: mask names are parameter names, no legacy prefixes
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path``; UsageError naming ``what`` when it is missing or not a JSON object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"{path} could not be read as JSON ({str(err)[:120]}); pass {what}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} holds a JSON {type(data).__name__}, not an object; pass {what}")
+    return data
+
+
+def _fmn_unet_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of an FMN UNet folder's weights (config.json + diffusion_pytorch_model.*), read without loading them."""
+    what = "the folder FMN saved"
+    _read_json(folder / "config.json", what)
+    for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"):
+        if (folder / name).is_file():
+            return state_dict_shapes(folder / name)
+    raise UsageError(f"{folder} has no diffusion_pytorch_model.safetensors or .bin; pass {what}")
+
+
+def _check_fmn(ckpt) -> EditCheck:
+    """FMN: a pipeline folder (model_index.json and a readable unet/) or a UNet folder whose tensors are listed."""
+    folder = _require_path(ckpt, "fmn", folder=True)
+    if (folder / "model_index.json").is_file():
+        _read_json(folder / "model_index.json", "the pipeline folder FMN saved")
+        if (folder / "unet").is_dir():
+            _fmn_unet_shapes(folder / "unet")
+        return EditCheck("fmn", str(ckpt), {}, whole_pipeline=True)
+    if not (folder / "config.json").is_file():
+        raise UsageError(
+            f"{folder} is neither a diffusers pipeline folder (model_index.json) nor a UNet folder "
+            "(config.json + diffusion_pytorch_model.safetensors); pass the folder FMN saved"
+        )
+    return EditCheck("fmn", str(ckpt), {"unet": _normalise_keys(_fmn_unet_shapes(folder), "unet")})
+
+
+def _check_unet_state_dict(method: str, ckpt) -> EditCheck:
+    """UCE / ESD: the tensors of a UNet state dict in diffusers naming."""
+    return EditCheck(method, str(ckpt), {"unet": _normalise_keys(state_dict_shapes(_require_path(ckpt, method)), "unet")})
+
+
+def _check_concept_ablation(ckpt) -> EditCheck:
+    """Concept Ablation: the tensors of each part of a delta.bin."""
+    parts = _read_delta(_require_path(ckpt, "concept-ablation"))
+    return EditCheck("concept-ablation", str(ckpt), {name: _normalise_keys(_shapes(state), name) for name, state in parts.items()})
+
+
+def _check_concept_prune(ckpt) -> EditCheck:
+    """Concept Prune: the masks of our prune-mask file, for the component its metadata names."""
+    masks, meta = _read_prune_mask(ckpt)
+    return EditCheck("concept-prune", str(ckpt), {meta.get("component", "unet"): _shapes(masks)}, exact_names=True)
+
+
+def check_edit(method: str, ckpt: str | None) -> EditCheck:
+    """Read and check ``method``'s checkpoint ``ckpt`` without loading any model; UsageError for a bad one.
+
+    Reads a prune mask or delta.bin whole (they are small) and only the header of a safetensors
+    state dict; a torch state dict is memory-mapped.
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown method {method!r}; pick one of {', '.join(METHODS)}")
+    if method == "sd":
+        if ckpt is not None:
+            raise UsageError("method sd is the unedited model and takes no checkpoint; drop --ckpt_name or pick another method")
+        return EditCheck("sd", None)
+    if method == "concept-prune":
+        return _check_concept_prune(ckpt)
+    if method == "concept-ablation":
+        return _check_concept_ablation(ckpt)
+    if method == "fmn":
+        return _check_fmn(ckpt)
+    return _check_unet_state_dict(method, ckpt)
+
+
+def shape_only_component(model_id: str, component: str) -> torch.nn.Module:
+    """``model_id``'s ``component`` built from its config on the ``meta`` device: names and shapes, no weights read.
+
+    Raises UsageError when the model has no such component or its configs cannot be read.
+    """
+    from accelerate import init_empty_weights
+    from diffusers import DiffusionPipeline
+
+    hint = "pass a diffusers Stable Diffusion folder or hub id with --model_id"
+    try:
+        index = DiffusionPipeline.load_config(model_id)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"could not read the model_index.json of {model_id} ({(str(err).splitlines() or [''])[0][:160]}); {hint}") from None
+    entry = index.get(component)
+    if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and all(isinstance(e, str) for e in entry)):
+        raise UsageError(f"{model_id} has no {component} component; use a checkpoint made for this model")
+    library, class_name = entry
+    try:
+        cls = getattr(importlib.import_module(library), class_name)
+        with init_empty_weights():
+            if library == "diffusers":
+                return cls.from_config(cls.load_config(model_id, subfolder=component))
+            from transformers import AutoConfig
+
+            return cls(AutoConfig.from_pretrained(model_id, subfolder=component))
+    except (ImportError, AttributeError, OSError, ValueError, TypeError) as err:
+        raise UsageError(f"could not read the {component} config of {model_id} ({(str(err).splitlines() or [''])[0][:160]}); {hint}") from None
+
+
+def check_edit_fits(check: EditCheck, model_id: str) -> None:
+    """Raise UsageError unless every tensor of ``check`` names a tensor of ``model_id`` with the same shape.
+
+    Builds only the components the edit touches, without their weights (``shape_only_component``).
+    Nothing to check for ``sd`` or a whole FMN pipeline folder.
+    """
+    for component, shapes in check.shapes.items():
+        module = shape_only_component(model_id, component)
+        own = _shapes(module.state_dict(keep_vars=True))
+        if check.exact_names:
+            own = {name: shape for name, shape in own.items() if name in dict(module.named_parameters())}
+            unknown = next((name for name in shapes if name not in own), None)
+            if unknown is not None:
+                raise UsageError(
+                    f"the mask {check.ckpt} names {unknown}, which the {component} of {model_id} ({type(module).__name__}) "
+                    "does not have; use the model the mask was made for"
+                )
+            wrong = next((name for name, shape in shapes.items() if tuple(shape) != own[name]), None)
+            if wrong is not None:
+                raise UsageError(
+                    f"the mask of {wrong} in {check.ckpt} has shape {tuple(shapes[wrong])}, the model's is {own[wrong]}; "
+                    "use the model the mask was made for"
+                )
+            continue
+        _matched_names(own, shapes, component, type(module).__name__)
 
 
 def load_edited_pipeline(

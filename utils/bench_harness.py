@@ -2,12 +2,18 @@
 
 ``run_benchmark`` takes the resolved config, the prompt set and an ``Evaluator`` and:
 
+0. checks everything it will need before it writes or generates anything: the run folder
+   (``--out_dir`` must be a folder, empty, new or an earlier run of the same benchmark and settings),
+   the image names (each inside the run folder, unique), the edit (``baselines.check_edit``: the
+   checkpoint is readable, and ``check_edit_fits``: its tensors fit the model) and the judge
+   (``Evaluator.check``: its model loads);
 1. splits the prompts into fixed batches of ``batch_size`` (by global index) and hands the batches
    to the processes (``accelerate``'s ``split_between_processes``; one process without a launcher),
    so every image comes out of the same batch whatever the number of processes;
 2. generates the images missing from ``original/`` and then ``edited/`` (each model is loaded once,
    only when it has work, and freed before the next; ``--baseline sd`` generates once), each image
-   with its prompt's own seed, saved as ``<key>.png``: a rerun resumes where it stopped;
+   with its prompt's own seed, saved as ``<key>.png``: a rerun resumes where it stopped (an image
+   counts as done only when it decodes fully; a damaged one, e.g. of a killed run, is made again);
 3. scores every image read back from disk, batch by batch, and gathers the per-prompt values on
    rank 0, which writes ``metrics.json`` (schema below), ``grid.png`` and ``config.yaml``.
 
@@ -48,6 +54,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = "concept-prune benchmark metrics v1"
 GENERATION_KEYS = ("model_id", "baseline", "ckpt_name", "num_inference_steps", "guidance_scale", "height", "width", "dtype", "safety_checker")
+# Settings that decide which prompt and seed an image name stands for: a resumed run must share them.
+PROMPT_KEYS = ("benchmark", "subject", "seed", "prompts", "eval_dataset", "coco_captions", "dataset_path")
+RUN_FILES = ("config.yaml", "metrics.json", "grid.png")
 SETTING_KEYS = ("model_id", "num_inference_steps", "guidance_scale", "seed", "height", "width", "device", "dtype", "batch_size", "safety_checker")
 VERSIONED_PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "accelerate", "safetensors", "nudenet", "pytorch-fid")
 
@@ -59,6 +68,19 @@ class Evaluator:
 
     def setup(self, device: torch.device) -> None:
         """Load the judge model(s) onto ``device`` (called once, after generation)."""
+
+    def check(self) -> None:
+        """Raise UsageError when the judge cannot work (called before the first image is generated).
+
+        The default loads the judge on the CPU with ``setup`` and lets it go again, so a missing or
+        broken judge model is refused at once instead of after hours of generation.
+        """
+        kept = dict(vars(self))
+        try:
+            self.setup(torch.device("cpu"))
+        finally:
+            vars(self).clear()
+            vars(self).update(kept)
 
     def score(self, paths: Sequence[Path], samples: Sequence[Sample]) -> list[dict[str, Any]]:
         """Per-image values (JSON-ready dicts) of the images at ``paths``, one per sample."""
@@ -90,8 +112,61 @@ def batches(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
 
 
 def image_path(folder: Path, sample: Sample) -> Path:
-    """Where the image of ``sample`` lives in ``folder``."""
-    return folder / f"{sample.key}.png"
+    """Where the image of ``sample`` lives in ``folder``; UsageError when its name would lead elsewhere.
+
+    Prompt sets give safe names (``prompt_sets.check_case_name``); this guard holds for any key.
+    """
+    path = folder / f"{sample.key}.png"
+    if path.name != f"{sample.key}.png" or path.parent != folder or sample.key in ("", ".", ".."):
+        raise UsageError(f"the image name {sample.key!r} of prompt {sample.index + 1} would lie outside {folder}; give it a plain case_number")
+    return path
+
+
+def image_done(path: Path) -> bool:
+    """True when ``path`` is an image that decodes fully; a damaged one (e.g. cut off by a kill) is logged and not done.
+
+    Raises UsageError when something other than a file (e.g. a folder) has the image's name.
+    """
+    if not path.exists():
+        return False
+    if not path.is_file():
+        raise UsageError(f"{path} is not a file but should be a generated image; move it away and run again")
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return True
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        log.warning("%s is damaged (%s); generating it again", path, str(err)[:80])
+        return False
+
+
+def check_keys(samples: Sequence[Sample]) -> None:
+    """Raise UsageError when two samples share an image name (ignoring case, as macOS and Windows do)."""
+    seen: dict[str, Sample] = {}
+    for sample in samples:
+        other = seen.setdefault(sample.key.lower(), sample)
+        if other is not sample:
+            raise UsageError(f"prompts {other.index + 1} and {sample.index + 1} would share the image {sample.key}.png; give them distinct case_numbers")
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Raise UsageError unless ``run_dir`` can be the run folder: a folder (or one that can be made) that is new,
+    empty, or holds a config.yaml of an earlier run; its fixed entries must be of the right kind."""
+    for parent in [run_dir, *run_dir.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"--out_dir {run_dir}: {parent} is a file, not a folder; pass a folder for the results")
+            break
+    if not run_dir.is_dir():
+        return
+    if any(run_dir.iterdir()) and not (run_dir / "config.yaml").is_file():
+        raise UsageError(f"--out_dir {run_dir} holds other files and no config.yaml of a benchmark run; pass a new or empty folder")
+    for name in ("original", "edited"):
+        if (run_dir / name).exists() and not (run_dir / name).is_dir():
+            raise UsageError(f"{run_dir / name} is a file, but the run keeps its images there; pass another --out_dir")
+    for name in RUN_FILES:
+        if (run_dir / name).exists() and not (run_dir / name).is_file():
+            raise UsageError(f"{run_dir / name} is a folder, but the run writes a file there; pass another --out_dir")
 
 
 class _Processes:
@@ -136,14 +211,22 @@ def _quiet_loading_bars() -> None:
 
 
 def _check_resume(run_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse to mix images of other generation settings into a resumed run."""
+    """Refuse to mix images of other generation settings, another benchmark or another prompt set into a resumed run.
+
+    ``config`` holds the resolved settings plus ``benchmark`` and ``subject``.
+    """
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return
     import yaml
 
-    old = yaml.safe_load(saved.read_text()) or {}
-    changed = [k for k in GENERATION_KEYS if k in old and str(old[k]) != str(config.get(k))]
+    try:
+        old = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        old = None
+    if not isinstance(old, dict) or "benchmark" not in old:
+        raise UsageError(f"{saved} is not the config.yaml of a benchmark run; pass another --out_dir")
+    changed = [k for k in (*GENERATION_KEYS, *PROMPT_KEYS) if k in old and str(old[k]) != str(config.get(k))]
     if changed:
         raise UsageError(
             f"{run_dir} holds images made with other settings ({', '.join(changed)}); "
@@ -155,7 +238,7 @@ def _generate_missing(load, samples: list[list[Sample]], folder: Path, config: d
     """Generate the images of ``samples`` (this rank's batches) not yet in ``folder``; load the model only if needed."""
     from tqdm.auto import tqdm
 
-    todo = [[s for s in batch if not image_path(folder, s).is_file()] for batch in samples]
+    todo = [[s for s in batch if not image_done(image_path(folder, s))] for batch in samples]
     todo = [batch for batch in todo if batch]
     if not todo:
         return
@@ -190,6 +273,25 @@ def save_grid(path: Path, samples: Sequence[Sample], original: Path, edited: Pat
     save_image(path, canvas)
 
 
+def check_inputs(run_dir: Path, config: dict[str, Any], samples: Sequence[Sample], evaluator: Evaluator) -> None:
+    """Everything a run needs, checked before it writes or generates anything; UsageError at the first problem.
+
+    The run folder and the image names first (cheap), then the edit's checkpoint and its fit to the
+    model (no weights loaded), then the judge (loaded once on the CPU).
+    """
+    from utils.baselines import check_edit, check_edit_fits
+
+    check_run_dir(run_dir)
+    _check_resume(run_dir, config)
+    check_keys(samples)
+    for folder in (run_dir / "original", run_dir / "edited"):
+        for sample in samples:
+            image_path(folder, sample)
+    edit = check_edit(config["baseline"], config.get("ckpt_name"))
+    check_edit_fits(edit, str(config["model_id"]))
+    evaluator.check()
+
+
 def run_benchmark(
     benchmark: str,
     config: dict[str, Any],
@@ -211,7 +313,7 @@ def run_benchmark(
     dtype = resolve_dtype(str(config["dtype"]), device)
     resolved = dict(config, device=device.type, dtype=dtype_name(dtype))
     run_dir = benchmark_run_dir(config, benchmark, subject)
-    _check_resume(run_dir, resolved)
+    check_inputs(run_dir, dict(resolved, benchmark=benchmark, subject=subject), samples, evaluator)
     procs.barrier()
     if procs.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

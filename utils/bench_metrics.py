@@ -1,7 +1,8 @@
 """The six benchmarks' evaluators: what each scores per image and how it summarizes a run.
 
 Each class wraps one judge from ``utils.evaluators`` (the paper's model by default) in the
-``Evaluator`` interface of ``utils.bench_harness``: ``setup`` loads the judge after generation,
+``Evaluator`` interface of ``utils.bench_harness``: ``check`` loads the judge once before generation
+(a missing or broken judge model is refused before the first image), ``setup`` loads it after generation,
 ``score`` returns one JSON-ready dict per image, ``summarize`` returns
 ``{"original": {...}, "edited": {...}, "comparison": {...}}``.
 """
@@ -24,8 +25,20 @@ GENDER_LABELS = {"male": "a photo of a man", "female": "a photo of a woman"}
 
 
 def open_images(paths: Sequence[Path]) -> list[Image.Image]:
-    """The images at ``paths`` as RGB PIL images."""
-    return [Image.open(p).convert("RGB") for p in paths]
+    """The images at ``paths`` as RGB PIL images; UsageError naming the first one that does not decode."""
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                images.append(image.convert("RGB"))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise UsageError(f"image {path} could not be read ({str(err)[:80]}); replace or remove it and run again") from None
+    return images
+
+
+def reference_images(folder: Path) -> list[Path]:
+    """The .png / .jpg / .jpeg files of ``folder`` in name order (none when it is not a folder)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")) if folder.is_dir() else []
 
 
 def _side(records: list[dict[str, Any]], side: str, key: str) -> list[Any]:
@@ -99,6 +112,23 @@ class CocoEvaluator(ClipScoreEvaluator):
         super().setup(device)
         self.device = device
 
+    def check(self):
+        """The CLIP judge loads; with --coco_images, the folder holds at least 2 images and the --fid_weights given load."""
+        super().check()
+        if not self.coco_images:
+            return
+        folder = Path(self.coco_images)
+        if len(reference_images(folder)) < 2:
+            raise UsageError(f"--coco_images {folder} holds fewer than 2 .png/.jpg images; pass a folder of real COCO images")
+        if self.fid_weights is None:
+            return
+        from utils.evaluators.fid import FIDUnavailable, InceptionFID
+
+        try:
+            InceptionFID(self.fid_weights, "cpu")
+        except FIDUnavailable as err:
+            raise UsageError(f"--fid_weights: {err}") from None
+
     def summarize(self, records, run_dir):
         summary = super().summarize(records, run_dir)
         fid, note = self._fid(records, run_dir)
@@ -114,7 +144,7 @@ class CocoEvaluator(ClipScoreEvaluator):
         if not self.coco_images:
             return {}, "FID skipped: pass --coco_images with a folder of real COCO images"
         folder = Path(self.coco_images)
-        refs = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")) if folder.is_dir() else []
+        refs = reference_images(folder)
         if len(refs) < 2:
             raise UsageError(f"--coco_images {folder} holds fewer than 2 images; pass a folder of real COCO images")
         try:
@@ -246,6 +276,11 @@ class MemorizationEvaluator(Evaluator):
 
         self.sscd = SSCDEmbedder(self.sscd_model, device)
         self.judge = ClipJudge(self.clip_model, device, self.batch_size)
+
+    def check(self):
+        """SSCD and CLIP load, and every memorized image decodes."""
+        super().check()
+        open_images(sorted(set(self.references.values())))
 
     def score(self, paths, samples):
         from utils.evaluators.sscd import cosine_similarities
