@@ -33,6 +33,37 @@ def value_confusions(predicted: list[int], values: tuple[str, ...], per_value: i
     return table
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+DRAWS_KEYS = ("model", "attribute", "per_value", "tables")
+
+
+def check_args(args) -> None:
+    """UsageError (one sentence) for a bad option, before the model is loaded or anything is written: an unknown
+    attribute, a non-positive count, a NaN guidance, an unknown device, a --grid that is not an image path, or an
+    --out that is a folder or an existing file other than a table of this script."""
+    from demo.checks import device_name, integer, number, output_file, read_json
+    from demo.world import ATTRIBUTES
+    from utils.config import check_model_id
+
+    if args.attribute not in ATTRIBUTES:
+        raise UsageError(f"unknown --attribute {args.attribute!r}; use one of {', '.join(ATTRIBUTES)}")
+    for option in ("per_value", "num_inference_steps", "grid_columns"):
+        integer(getattr(args, option), f"--{option}")
+    for guidance in args.guidance_scales:
+        number(guidance, "--guidance_scales")
+    device_name(args.device)
+    check_model_id(repo_path(args.model_id))
+    if args.grid is not None:
+        output_file(args.grid, "--grid", IMAGE_SUFFIXES)
+    if args.out is not None and output_file(args.out, "--out", (".json",)).exists():
+        try:
+            earlier = read_json(args.out, "a table of draws.py")
+        except UsageError:
+            earlier = None
+        if not (isinstance(earlier, dict) and set(DRAWS_KEYS) <= set(earlier)):
+            raise UsageError(f"--out {args.out} exists and is not a table of draws.py; pass a new path (nothing of yours is replaced)")
+
+
 def main(argv=None) -> dict:
     """Parse ``argv``; generate, judge and tabulate every value (and write the grid); return the table per guidance scale."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,24 +78,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--grid_columns", type=int, default=8)
     parser.add_argument("--out", default=None, help="write the tables and each guidance scale's mean accuracy as JSON here")
     args = parser.parse_args(argv)
-    from demo.world import ATTRIBUTES
-
-    if args.attribute not in ATTRIBUTES:
-        raise UsageError(f"unknown --attribute {args.attribute!r}; use one of {', '.join(ATTRIBUTES)}")
-    if args.per_value < 1:
-        raise UsageError(f"--per_value must be a positive integer, got {args.per_value}")
+    check_args(args)
     import torch
     from PIL import Image
 
     from demo.judge import judge_file, load_judge
     from demo.measure import generate, judge_images
     from demo.run_demo import image_grid
-    from demo.world import dataset, render
+    from demo.world import ATTRIBUTES, dataset, render
     from utils.model_loading import load_pipeline, resolve_device
     from utils.storage import save_image, write_text
 
+    judge = load_judge(judge_file(args.judge))  # a missing or corrupt judge is refused before the model loads
     pipe = load_pipeline(repo_path(args.model_id), resolve_device(args.device), torch.float32)
-    judge = load_judge(judge_file(args.judge))
     values = ATTRIBUTES[args.attribute]
     scenes = [item for i, value in enumerate(values) for item in dataset(args.per_value, SEED + i, **{args.attribute: value})]
     tables, means = {}, {}

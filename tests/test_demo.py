@@ -617,6 +617,47 @@ def test_draws_refuses_an_unknown_attribute():
         main(["--attribute", "texture"])
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["--grid_columns", "0"], "--grid_columns must be a positive integer, got 0"),
+    (["--grid_columns", "-1"], "--grid_columns must be a positive integer, got -1"),
+    (["--num_inference_steps", "0"], "--num_inference_steps must be a positive integer, got 0"),
+    (["--guidance_scales", "5", "nan"], "--guidance_scales must be a finite number, got nan"),
+    (["--device", "gpu"], "unknown --device 'gpu'"),
+    (["--grid", "grid.txt"], "--grid grid.txt must end in .png"),
+    (["--out", "table.csv"], "--out table.csv must end in .json"),
+])
+def test_draws_refuses_bad_options_in_one_sentence_before_loading_anything(argv, words, capsys, monkeypatch):
+    import demo.judge
+    from conftest import run_script
+
+    monkeypatch.setattr(demo.judge, "load_judge", lambda path: pytest.fail("the judge was loaded before the options were checked"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("draws", ["--attribute", "size", *argv], folder="demo")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and words in err and err.count("\n") == 0
+
+
+def test_draws_never_replaces_a_file_or_folder_of_the_user_and_checks_the_judge_first(tmp_path, monkeypatch):
+    import utils.model_loading
+    from demo.draws import main
+    from utils.errors import UsageError
+
+    monkeypatch.setattr(utils.model_loading, "load_pipeline", lambda *a, **k: pytest.fail("the model was loaded"))
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    (tmp_path / "grid.png").mkdir()
+    with pytest.raises(UsageError, match="exists and is not a table of draws.py"):
+        main(["--out", str(notes)])
+    with pytest.raises(UsageError, match="is an existing folder"):
+        main(["--grid", str(tmp_path / "grid.png")])
+    bad_judge = tmp_path / "judge.safetensors"
+    bad_judge.write_bytes(b"garbage")
+    with pytest.raises(UsageError, match="is not a readable safetensors file"):
+        main(["--judge", str(bad_judge), "--out", str(tmp_path / "draws.json")])
+    assert notes.read_text() == '{"mine": 1}' and sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "judge.safetensors", "notes.json"]
+
+
 def test_bench_training_reads_the_recipe_steps_from_train_shipped(tmp_path):
     from demo.bench_training import recipe_steps
 
