@@ -254,3 +254,58 @@ def test_pickled_code_is_refused_not_run(tiny_sd_dir, tmp_path):
     with pytest.raises(UsageError, match="weights_only"):
         load("concept-ablation", tmp_path / "delta.bin", tiny_sd_dir)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- checking before loading (issue 21, item 5)
+
+
+def _fmn_unet_of_another_shape(tmp_path):
+    """A UNet folder whose cross-attention width differs from the tiny model's."""
+    from diffusers import UNet2DConditionModel
+
+    config = UNet2DConditionModel.load_config(str(tmp_path / "model" / "unet"))
+    unet = UNet2DConditionModel.from_config({**config, "cross_attention_dim": config["cross_attention_dim"] * 2})
+    unet.save_pretrained(str(tmp_path / "fmn-wide"))
+    return tmp_path / "fmn-wide"
+
+
+def test_the_check_before_loading_accepts_what_the_loader_accepts(tiny_sd_dir, base, tmp_path):
+    from utils.baselines import check_edit, check_edit_fits
+
+    save_file(plus_one(base["unet"], "attn2.to_k"), str(tmp_path / "uce.safetensors"))
+    torch.save({f"unet.{k}": v for k, v in base["unet"].items()}, tmp_path / "esd.pt")
+    text = {f"text_model.{k}": v for k, v in plus_one(base["text_encoder"], "mlp.fc2").items()}
+    torch.save({"unet": plus_one(base["unet"], "attn2.to_v"), "text_encoder": text}, tmp_path / "delta.bin")
+    unet, _ = _edited_unet(tiny_sd_dir)
+    unet.save_pretrained(str(tmp_path / "fmn-unet"))
+    mask, _, _ = _prune_mask(tmp_path, base, tiny_sd_dir, tiny_sd_dir)
+    for method, ckpt in [("sd", None), ("uce", "uce.safetensors"), ("esd", "esd.pt"), ("concept-ablation", "delta.bin"), ("fmn", "fmn-unet"), ("concept-prune", mask)]:
+        check = check_edit(method, None if ckpt is None else str(tmp_path / ckpt))
+        check_edit_fits(check, str(tiny_sd_dir))
+        assert check.method == method and (method == "sd" or check.shapes)
+
+
+def test_the_check_before_loading_refuses_what_the_loader_refuses(tiny_sd_dir, base, tmp_path):
+    from utils.baselines import check_edit, check_edit_fits
+
+    shutil.copytree(tiny_sd_dir, tmp_path / "model")
+    text_key = next(k for k in base["text_encoder"] if k.endswith("mlp.fc2.weight"))
+    torch.save({"text_encoder": {text_key: torch.zeros(3, 3)}}, tmp_path / "delta.bin")
+    save_file({"no.such.layer": torch.zeros(2)}, str(tmp_path / "uce.safetensors"))
+    whole = tmp_path / "whole.safetensors"
+    save_file(base["unet"], str(whole))
+    (tmp_path / "cut.safetensors").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    cases = [
+        ("concept-ablation", tmp_path / "delta.bin", r"has shape \(3, 3\)"),
+        ("uce", tmp_path / "uce.safetensors", "does not exist in the unet"),
+        ("esd", tmp_path / "cut.safetensors", "is not a readable safetensors file"),
+        ("fmn", _fmn_unet_of_another_shape(tmp_path), "use a checkpoint made for this model"),
+    ]
+    for method, ckpt, message in cases:
+        with pytest.raises(UsageError, match=message):
+            check_edit_fits(check_edit(method, str(ckpt)), str(tiny_sd_dir))
+        with pytest.raises(UsageError, match=message):  # the loader says the same
+            load(method, ckpt, tiny_sd_dir)
+    with pytest.raises(UsageError, match="has no text_encoder component"):
+        (tmp_path / "model" / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}')
+        check_edit_fits(check_edit("concept-ablation", str(tmp_path / "delta.bin")), str(tmp_path / "model"))

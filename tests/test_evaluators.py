@@ -273,3 +273,15 @@ def test_inception_fid_reads_the_weights_file_offline(tmp_path, monkeypatch):
     assert torch.equal(loaded["state"]["fc.weight"], torch.load(weights, weights_only=True)["fc.weight"])
     features = extractor.features(noise_images(1, size=(40, 40)))
     assert features.shape == (1, 2048) and features.dtype == np.float64 and np.isfinite(features).all()
+
+
+def test_a_judge_check_loads_and_lets_go_or_refuses(tiny_clip_dir, tmp_path):
+    """Evaluator.check (run before the first image) loads the judge and keeps nothing; a bad judge is one sentence."""
+    from utils.bench_metrics import ClipScoreEvaluator, NudityEvaluator
+
+    evaluator = ClipScoreEvaluator(str(tiny_clip_dir))
+    evaluator.check()
+    assert not hasattr(evaluator, "judge") and evaluator.clip_model == str(tiny_clip_dir)
+    NudityEvaluator(0.5).check()
+    with pytest.raises(UsageError, match="could not load the CLIP model"):
+        ClipScoreEvaluator(str(tmp_path / "empty")).check()
