@@ -55,14 +55,16 @@ def _read_lines(path: Path, what: str) -> list[str]:
     if not path.is_file():
         raise UsageError(f"{what} file {path} does not exist; pass an existing file")
     try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first prompt
     except UnicodeDecodeError:
-        raise UsageError(f"{what} file {path} is not UTF-8 text; pass a text file with one prompt a line") from None
-    return [line for line in lines if line]
+        text = "\0"
+    if "\0" in text:
+        raise UsageError(f"{what} file {path} is not UTF-8 text; pass a text file with one prompt a line")
+    return [line for line in (line.strip() for line in text.splitlines()) if line]
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or any(col not in reader.fieldnames for col in columns):
             raise UsageError(f"{path} must be a CSV with the columns {', '.join(columns)}")
@@ -212,10 +214,21 @@ def build_concept(
     return Concept(target, kind, tuple(pairs))
 
 
+MAX_SLUG = 64
+
+
 def slugify(text: str) -> str:
-    """A folder-safe name: lower case, runs of other characters replaced by ``_``."""
-    slug = re.sub(r"[^a-z0-9.+-]+", "_", text.lower()).strip("_")
-    return slug or "concept"
+    """A folder-safe name of one path part: lower case letters and digits of any script, ``.+-`` kept
+    inside, other runs replaced by ``_``; never ``.``/``..`` or hidden. A name that keeps nothing, or
+    longer than MAX_SLUG characters, ends in a digest of the whole text, so different names never share
+    a folder (``梵高`` and ``莫奈`` stay apart; a 300-character name fits a file system)."""
+    slug = re.sub(r"[^\w.+-]+|_+", "_", text.lower(), flags=re.UNICODE).strip("_").lstrip(".-")
+    if slug and len(slug) <= MAX_SLUG:
+        return slug
+    import hashlib
+
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+    return f"{slug[: MAX_SLUG - 11].rstrip('_.+-')}-{digest}" if slug else f"concept-{digest}"
 
 
 DEMO_MODEL = "demo/model"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,27 +81,121 @@ def build_parser(
     return parser
 
 
-def load_yaml_config(path: str | Path, known: set[str] | None = None) -> dict[str, Any]:
-    """Read a YAML config file; raise UsageError on a missing file, bad YAML or an unknown key.
+MAX_CONFIG_BYTES = 256 * 1024  # a config is a page of settings, not data
+MAX_CONFIG_NODES = 10_000      # values a config may expand to (YAML aliases counted each time they are used)
+HYPERPARAMETER_KEYS = ("skill_ratio", "timesteps", "select_ratio")  # what a concept_defaults entry may set
 
-    known: the keys the file may hold (default: the wanda scripts' keys).
+
+def _check_expansion(data: Any, path: Path) -> None:
+    """Raise UsageError when ``data`` expands to more than MAX_CONFIG_NODES values (an alias bomb, or
+    an alias that contains itself)."""
+    budget = MAX_CONFIG_NODES
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise UsageError(f"config file {path} expands to more than {MAX_CONFIG_NODES:,} values (YAML aliases); write the settings out plainly")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
+def load_yaml_config(
+    path: str | Path,
+    known: set[str] | None = None,
+    types: dict[str, type] | None = None,
+) -> dict[str, Any]:
+    """Read a YAML config file; raise UsageError on a missing, oversized, non-UTF-8 or invalid file, a
+    file that expands past MAX_CONFIG_NODES values, an unknown key, or a value of the wrong type.
+
+    known: the keys the file may hold (default: the wanda scripts' keys). types: key -> the type its
+    value must have (default: the wanda scripts' OPTIONS and FLAGS); values are converted like
+    command-line text (``"20"`` -> 20) and the nested tables are checked (check_nested).
     """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"config file {path} does not exist; pass an existing YAML file with --config")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise UsageError(f"config file {path} is {path.stat().st_size:,} bytes, more than a config's {MAX_CONFIG_BYTES:,}; pass the settings file itself")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {path} is not UTF-8 text; pass a YAML file") from None
     except yaml.YAMLError as err:
         raise UsageError(f"config file {path} is not valid YAML ({err.__class__.__name__}); fix or replace it") from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping of keys to values")
+    _check_expansion(data, path)
     known = known if known is not None else set(OPTIONS) | set(FLAGS) | set(NESTED_KEYS)
-    unknown = sorted(set(data) - known)
+    unknown = sorted(str(k) for k in set(data) - known)
     if unknown:
         raise UsageError(
             f"config file {path} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(sorted(known))}"
         )
-    return data
+    types = types if types is not None else {**{k: kind for k, (kind, _) in OPTIONS.items()}, **{k: bool for k in FLAGS}}
+    checked = {key: typed_value(key, value, types[key], f"config file {path}") if key in types else value for key, value in data.items()}
+    return check_nested(checked, f"config file {path}")
+
+
+TYPE_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
+
+
+def typed_value(key: str, value: Any, kind: type, where: str) -> Any:
+    """``value`` as ``kind`` (None stays None; text converts as on the command line, ``"20"`` -> 20);
+    UsageError naming ``key`` and ``where`` when it cannot be."""
+    if value is None:
+        return None
+    bad = UsageError(f"{where}: {key} must be {TYPE_WORDS.get(kind, kind.__name__)}, got {value!r}")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise bad
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    if kind is int and isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise bad
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise bad from None
+
+
+def check_concept_defaults(table: Any, where: str = "the config") -> dict[str, dict[str, Any]]:
+    """The ``concept_defaults`` table checked: concept kind -> {skill_ratio, timesteps, select_ratio},
+    each value converted and in its range. Raise UsageError for anything else."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise UsageError(f"{where}: concept_defaults must map concept kinds to settings, e.g. {{art: {{skill_ratio: 1.0e-02, timesteps: 10}}}}")
+    checked = {}
+    for kind, settings in table.items():
+        if settings is not None and not isinstance(settings, dict):
+            raise UsageError(f"{where}: concept_defaults of {kind} must be a mapping of settings, e.g. {{skill_ratio: 1.0e-02, timesteps: 10}}")
+        unknown = sorted(str(k) for k in set(settings or {}) - set(HYPERPARAMETER_KEYS))
+        if unknown:
+            raise UsageError(f"{where}: concept_defaults of {kind} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(HYPERPARAMETER_KEYS)}")
+        entry = {key: typed_value(f"concept_defaults.{kind}.{key}", value, OPTIONS[key][0], where) for key, value in (settings or {}).items()}
+        check_hyperparameters(entry, f"{where}: concept_defaults of {kind}: ")
+        checked[str(kind)] = entry
+    return checked
+
+
+def check_nested(config: dict[str, Any], where: str) -> dict[str, Any]:
+    """``config`` with its ``concept_defaults`` and ``model_defaults`` tables checked (see their checkers)."""
+    if "concept_defaults" in config:
+        config["concept_defaults"] = check_concept_defaults(config["concept_defaults"], where)
+    if "model_defaults" in config:
+        config["model_defaults"] = check_model_defaults(config["model_defaults"], where)
+    return config
 
 
 def merge_options(args: argparse.Namespace, config: dict[str, Any], options: dict, flags: dict) -> dict[str, Any]:
@@ -138,9 +233,10 @@ def same_model(a: str, b: str) -> bool:
 MODEL_DEFAULT_KEYS = sorted(set(OPTIONS) - {"model_id"})  # a model's own settings; flags stay command-line only
 
 
-def check_model_defaults(table: Any) -> dict[str, dict[str, Any]]:
-    """The YAML's ``model_defaults`` checked: model id -> mapping of known option keys (None: no entry).
-    Raise UsageError for anything else, whichever model runs."""
+def check_model_defaults(table: Any, where: str = "the config") -> dict[str, dict[str, Any]]:
+    """The YAML's ``model_defaults`` checked: model id -> mapping of known option keys, each value
+    converted to its option's type (None: no entry). Raise UsageError for anything else, whichever
+    model runs."""
     if table is None:
         return {}
     if not isinstance(table, dict):
@@ -152,7 +248,7 @@ def check_model_defaults(table: Any) -> dict[str, dict[str, Any]]:
         unknown = sorted(str(k) for k in set(settings or {}) - set(MODEL_DEFAULT_KEYS))
         if unknown:
             raise UsageError(f"model_defaults of {model} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(MODEL_DEFAULT_KEYS)}")
-        checked[str(model)] = dict(settings or {})
+        checked[str(model)] = {key: typed_value(f"model_defaults.{model}.{key}", value, OPTIONS[key][0], where) for key, value in (settings or {}).items()}
     return checked
 
 
@@ -186,22 +282,63 @@ def resolve_config(args: argparse.Namespace, fallback_model: str | None = None) 
     return config
 
 
+MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take any seed in [0, 2**32)
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_sampling_config(config: dict[str, Any]) -> None:
-    """Raise UsageError for a bad model, device, dtype, step count, batch size or image size."""
+    """Raise UsageError for a bad model, device, dtype, step count, batch size, guidance, seed, image size
+    or results folder."""
     if not config.get("model_id"):
         raise UsageError("no model given; pass --model_id with a hub id or a local diffusers folder")
     check_model_id(str(config["model_id"]))
     device = str(config["device"])
-    if device.split(":")[0] not in DEVICES:
+    if not DEVICE_PATTERN.match(device):
         raise UsageError(f"unknown --device {device!r}; use auto, cpu, cuda, cuda:N or mps")
     if config["dtype"] not in DTYPES:
         raise UsageError(f"unknown --dtype {config['dtype']!r}; choose one of {', '.join(DTYPES)}")
     for key in ("num_inference_steps", "batch_size"):
-        if config[key] is None or int(config[key]) < 1:
-            raise UsageError(f"--{key} must be a positive integer, got {config[key]}")
+        if config.get(key) is None or int(config[key]) < 1:
+            raise UsageError(f"--{key} must be a positive integer, got {config.get(key)}")
+    guidance = config.get("guidance_scale")
+    if not _finite(guidance) or guidance < 0:
+        raise UsageError(f"--guidance_scale must be a finite number of 0 or more, got {guidance}")
+    seed = config.get("seed")
+    if seed is None or not (0 <= int(seed) <= MAX_SEED):
+        raise UsageError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed}")
     for key in ("height", "width"):
-        if config.get(key) is not None and int(config[key]) % 8:
-            raise UsageError(f"--{key} must be a multiple of 8, got {config[key]}")
+        if config.get(key) is not None and (int(config[key]) < 8 or int(config[key]) % 8):
+            raise UsageError(f"--{key} must be a positive multiple of 8, got {config[key]}")
+    check_res_path(config.get("res_path"))
+
+
+def check_res_path(res_path: Any) -> None:
+    """Raise UsageError when the results folder is not given or names an existing file."""
+    if res_path is None or not str(res_path).strip():
+        raise UsageError("no results folder given; pass --res_path with a folder name")
+    path = Path(str(res_path)).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--res_path {res_path} is an existing file; pass a folder")
+    blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise UsageError(f"--res_path {res_path} lies under {blocking}, which is a file; pass a folder")
+
+
+def check_hyperparameters(config: dict[str, Any], prefix: str = "") -> None:
+    """Raise UsageError for a skill_ratio outside (0, 1), a select_ratio outside [0, 1) or a timesteps below 1
+    (absent or None values pass). ``prefix`` starts the message (the option's source)."""
+    ratio = config.get("skill_ratio")
+    if ratio is not None and not (_finite(ratio) and 0.0 < ratio < 1.0):
+        raise UsageError(f"{prefix}--skill_ratio must lie strictly between 0 and 1, got {ratio}")
+    select = config.get("select_ratio")
+    if select is not None and not (_finite(select) and 0.0 <= select < 1.0):
+        raise UsageError(f"{prefix}--select_ratio must lie in [0, 1), got {select}")
+    if config.get("timesteps") is not None and int(config["timesteps"]) < 1:
+        raise UsageError(f"{prefix}--timesteps must be a positive integer, got {config['timesteps']}")
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -209,14 +346,7 @@ def check_config(config: dict[str, Any]) -> None:
     check_sampling_config(config)
     if config["hook_module"] not in HOOK_MODULES:
         raise UsageError(f"unknown --hook_module {config['hook_module']!r}; choose one of {', '.join(HOOK_MODULES)}")
-    ratio = config.get("skill_ratio")
-    if ratio is not None and not (0.0 < float(ratio) < 1.0):
-        raise UsageError(f"--skill_ratio must lie strictly between 0 and 1, got {ratio}")
-    select = float(config.get("select_ratio") or 0.0)
-    if not (0.0 <= select < 1.0):
-        raise UsageError(f"--select_ratio must lie in [0, 1), got {select}")
-    if config.get("timesteps") is not None and int(config["timesteps"]) < 1:
-        raise UsageError(f"--timesteps must be a positive integer, got {config['timesteps']}")
+    check_hyperparameters(config)
     for key in ("num_preview", "num_images"):
         if config.get(key) is not None and int(config[key]) < 0:
             raise UsageError(f"--{key} must be zero or more, got {config[key]}")

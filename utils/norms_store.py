@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from utils.storage import load_tensors, read_metadata, save_tensors
+from utils.errors import UsageError
+from utils.storage import load_tensors, save_tensors
 
 
 def save_norms(
@@ -36,30 +37,84 @@ def save_norms(
     save_tensors(path, {k: v.float() for k, v in norms.items()}, metadata)
 
 
-def reusable(path: str | Path, fingerprint: dict[str, Any], steps_needed: int | None) -> tuple[bool, str]:
+def reusable(path: str | Path, fingerprint: dict[str, Any], steps_needed: int | None, layers: dict[str, int] | None = None) -> tuple[bool, str]:
     """Whether the norms at ``path`` fit this run: (ok, reason when not).
 
     steps_needed: number of leading steps the run needs, or None for every UNet call.
+    layers: the layers the run scores, name -> input width; the file must hold each as a tensor
+    [2, num_steps, width] (a damaged or hand-edited file is recorded again, not half used).
     """
     path = Path(path)
     if not path.is_file():
         return False, "no norms recorded yet"
     try:
-        meta = read_metadata(path)
+        meta, shapes = _metadata_and_shapes(path)
     except Exception as err:  # unreadable or foreign file
         return False, f"unreadable norms file ({err.__class__.__name__})"
     stored = meta.get("fingerprint")
     if stored != fingerprint:
-        changed = sorted(k for k in set(fingerprint) | set(stored or {}) if (stored or {}).get(k) != fingerprint.get(k))
-        return False, f"stored norms were recorded with different {', '.join(changed)}"
+        return False, f"stored norms were recorded with different {', '.join(_differences(stored, fingerprint))}"
+    steps = meta.get("num_steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        return False, "the norms file's step count is missing or damaged"
+    problem = _layer_problem(meta.get("layers"), shapes, steps, layers)
+    if problem:
+        return False, problem
     if steps_needed is None and not meta.get("complete"):
-        return False, f"stored norms cover only {meta.get('num_steps')} steps, every step is needed"
-    if steps_needed is not None and int(meta.get("num_steps", 0)) < steps_needed and not meta.get("complete"):
-        return False, f"stored norms cover {meta.get('num_steps')} steps, {steps_needed} are needed"
+        return False, f"stored norms cover only {steps} steps, every step is needed"
+    if steps_needed is not None and steps < steps_needed and not meta.get("complete"):
+        return False, f"stored norms cover {steps} steps, {steps_needed} are needed"
     return True, "stored norms match"
+
+
+def _metadata_and_shapes(path: Path) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """(decoded metadata, tensor name -> shape) of a safetensors file, without reading the tensors."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        raw = handle.metadata() or {}
+        shapes = {key: list(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    return {k: json.loads(v) for k, v in raw.items()}, shapes
+
+
+def _layer_problem(listed: Any, shapes: dict[str, list[int]], steps: int, layers: dict[str, int] | None) -> str | None:
+    """Why the file's layers do not fit (a layer missing or of the wrong shape), or None."""
+    if not isinstance(listed, list) or not listed or not all(isinstance(name, str) for name in listed):
+        return "the norms file's layer list is missing or damaged"
+    missing = next((name for name in listed if name not in shapes), None)
+    if missing:
+        return f"the norms file lacks the layer {missing} it lists"
+    if layers is not None and set(listed) != set(layers):
+        absent = sorted(set(layers) - set(listed)) or sorted(set(listed) - set(layers))
+        return f"the norms file's layers differ from the model's (e.g. {absent[0]})"
+    for name in listed:
+        width = layers.get(name) if layers is not None else shapes[name][-1]
+        if shapes[name] != [2, steps, width]:
+            return f"the norms of {name} have shape {shapes[name]}, not [2, {steps}, {width}]"
+    return None
+
+
+def _differences(stored: Any, current: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the fingerprint entries that differ (``model_content.text_encoder``)."""
+    stored = stored if isinstance(stored, dict) else {}
+    names = []
+    for key in sorted(set(stored) | set(current)):
+        old, new = stored.get(key), current.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            names += _differences(old, new, f"{prefix}{key}.")
+        else:
+            names.append(f"{prefix}{key}")
+    return names
 
 
 def load_norms(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(layer -> [2, steps, in] in execution order, metadata)."""
     tensors, meta = load_tensors(path, device)
+    missing = next((layer for layer in meta.get("layers", []) if layer not in tensors), None)
+    if missing or not meta.get("layers"):
+        raise UsageError(f"norms file {path} lacks {missing or 'its layer list'}; delete it and record the norms again with wanda/wanda.py")
     return {layer: tensors[layer] for layer in meta["layers"]}, meta

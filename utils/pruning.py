@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import torch
 
 from utils.errors import UsageError
-from utils.storage import atomic_directory, load_tensors, save_tensors
+from utils.storage import atomic_directory, check_replaceable, load_tensors, save_tensors
 
 
 def save_prune_mask(path: str | Path, masks: dict[str, torch.Tensor], component, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -44,12 +44,34 @@ def save_prune_mask(path: str | Path, masks: dict[str, torch.Tensor], component,
     return meta
 
 
+MASK_FORMAT = "concept-prune prune mask"
+MAKE_MASK = "pass a prune_mask.safetensors written by wanda/save_union_over_time.py"
+
+
 def load_prune_mask(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(parameter name -> bool mask, metadata) of a prune-mask file; UsageError if it is missing."""
+    """(parameter name -> bool mask, metadata) of a prune-mask file.
+
+    Raises UsageError when the file is missing, not a readable safetensors file (truncated, pickled,
+    metadata that is not JSON), not one of our masks (no format metadata), or holds a tensor that
+    is not bool.
+    """
+    from safetensors import SafetensorError
+
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"prune mask {path} does not exist; run wanda/save_union_over_time.py first or pass an existing file")
-    return load_tensors(path)
+    try:
+        masks, meta = load_tensors(path)
+    except (SafetensorError, ValueError, OSError) as err:  # truncated, pickled, not safetensors, metadata not JSON
+        raise UsageError(f"{path} could not be read as a prune mask ({str(err).splitlines()[0][:120]}); {MAKE_MASK}") from None
+    if not str(meta.get("format", "")).startswith(MASK_FORMAT):
+        raise UsageError(f"{path} is not a concept-prune prune mask (no format metadata); {MAKE_MASK}")
+    wrong = next((name for name, mask in masks.items() if mask.dtype != torch.bool), None)
+    if wrong is not None:
+        raise UsageError(f"{path} holds {wrong} as {str(masks[wrong].dtype).removeprefix('torch.')}, but a prune mask holds bool tensors; {MAKE_MASK}")
+    if not masks:
+        raise UsageError(f"{path} holds no masks; {MAKE_MASK}")
+    return masks, meta
 
 
 @contextmanager
@@ -111,9 +133,21 @@ def load_pruned_pipeline(mask_path: str | Path, model_id: str | None = None, dev
     return pipe
 
 
+EXPORT_WHAT = "--export_diffusers folder"
+
+
+def check_export_dir(out_dir: str | Path) -> None:
+    """Raise UsageError unless ``out_dir`` may receive an export: absent, empty, or an earlier export of
+    ours holding nothing else (the user's files are never replaced). Call it before any work."""
+    check_replaceable(out_dir, EXPORT_WHAT)
+
+
 def export_component(pipe, component: str, out_dir: str | Path) -> Path:
-    """Write ``pipe.<component>`` (already pruned) as a standard diffusers/transformers folder, atomically."""
+    """Write ``pipe.<component>`` (already pruned) as a standard diffusers/transformers folder, atomically.
+
+    ``out_dir`` is checked by check_export_dir: a folder of the user's is refused, never replaced.
+    """
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, EXPORT_WHAT) as tmp:
         getattr(pipe, component).save_pretrained(str(tmp))
     return out_dir

@@ -15,18 +15,22 @@ from utils.concepts import Concept, PromptPair
 from utils.generation import count_unet_calls, decode_latents, run_pipeline
 from utils.model_loading import dtype_name
 from utils.norms_store import load_norms, reusable, save_norms
-from utils.storage import save_image
+from utils.storage import atomic_directory, check_replaceable, save_image
 
 log = logging.getLogger(__name__)
 
+PREVIEW_FILES = r"pair_\d+_(base|target)\.png"  # what a preview folder holds
+
 
 def norms_fingerprint(pipe, config: dict[str, Any], concept: Concept, variant: HookVariant) -> dict[str, Any]:
-    """Everything the activation norms depend on, as a JSON-able dict."""
+    """Everything the activation norms depend on, as a JSON-able dict: the model (and a content digest of
+    each of its components, see utils.fingerprint), the prompts and seeds, and every sampling setting."""
+    from utils.fingerprint import pipeline_content
+
     model_id = config["model_id"]
-    weights = Path(model_id) / variant.component
     return {
         "model_id": str(Path(model_id).resolve()) if Path(model_id).is_dir() else model_id,
-        "model_mtime": max((p.stat().st_mtime for p in weights.glob("*.safetensors")), default=None) if weights.is_dir() else None,
+        "model_content": pipeline_content(pipe, model_id, config.get("res_path")),
         "prompts": [[p.base, p.target, p.seed] for p in concept.pairs],
         "num_inference_steps": int(config["num_inference_steps"]),
         "guidance_scale": float(config["guidance_scale"]),
@@ -90,9 +94,11 @@ def record_norms(
         raise RuntimeError(f"{len(missing)} selected layers never ran, e.g. {missing[0]}")
     if preview_dir is not None and num_preview > 0 and not preview:
         preview = _generate_preview(pipe, concept, config, num_preview)
-    for index, base_image, target_image in preview:
-        save_image(preview_dir / f"pair_{index:03d}_base.png", base_image)
-        save_image(preview_dir / f"pair_{index:03d}_target.png", target_image)
+    if preview_dir is not None:  # the folder is replaced whole: no image of an earlier recording stays beside these
+        with atomic_directory(preview_dir, "preview folder", PREVIEW_FILES) as folder:
+            for index, base_image, target_image in preview:
+                save_image(folder / f"pair_{index:03d}_base.png", base_image)
+                save_image(folder / f"pair_{index:03d}_target.png", target_image)
     return recorder.norms(layer_order)
 
 
@@ -117,7 +123,8 @@ def ensure_norms(
     steps_needed: leading UNet calls needed (None = all). Returns (norms, reused).
     """
     fingerprint = norms_fingerprint(pipe, config, concept, variant)
-    ok, reason = reusable(path, fingerprint, steps_needed)
+    modules = select_modules(getattr(pipe, variant.component), variant)
+    ok, reason = reusable(path, fingerprint, steps_needed, {name: module.weight.shape[1] for name, module in modules.items()})
     if ok:
         log.info("reusing %s (%s)", path, reason)
         norms, _ = load_norms(path, device=pipe.device)
@@ -126,6 +133,8 @@ def ensure_norms(
     total_calls = count_unet_calls(pipe, int(config["num_inference_steps"])) if variant.per_step else 1
     stop_at = steps_needed if steps_needed is not None and steps_needed < total_calls else None
     num_preview = int(config.get("num_preview") or 0) if preview_dir is not None else 0
+    if preview_dir is not None:
+        check_replaceable(preview_dir, "preview folder", PREVIEW_FILES)  # before hours of recording, not after
     norms = record_norms(pipe, concept, config, variant, stop_at, preview_dir, num_preview)
     save_norms(path, norms, fingerprint, complete=stop_at is None, config=config)
     return norms, False

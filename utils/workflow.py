@@ -10,7 +10,7 @@ import torch
 
 from neuron_receivers.hook_variants import HookVariant, get_variant, select_modules
 from utils.concepts import Concept
-from utils.config import dump_yaml
+from utils.config import NESTED_KEYS, dump_yaml
 from utils.errors import UsageError
 from utils.generation import count_unet_calls
 from utils.model_loading import dtype_name, load_pipeline, resolve_device, resolve_dtype
@@ -36,6 +36,13 @@ def setup_logging() -> None:
             logger.addHandler(_CurrentStderrHandler())
 
 
+def check_step_count(pipe, num_inference_steps: int) -> None:
+    """Raise UsageError when the scheduler cannot take ``num_inference_steps`` (more than it was trained with)."""
+    trained = getattr(pipe.scheduler.config, "num_train_timesteps", None)
+    if trained is not None and num_inference_steps > int(trained):
+        raise UsageError(f"--num_inference_steps {num_inference_steps} exceeds the {trained} timesteps the model's scheduler was trained with; pass at most {trained}")
+
+
 class Session:
     """A loaded pipeline with the run's config and hook variant."""
 
@@ -45,13 +52,16 @@ class Session:
         self.dtype = resolve_dtype(str(config["dtype"]), self.device)
         self.variant: HookVariant = get_variant(config["hook_module"])
         self.pipe = load_pipeline(config["model_id"], self.device, self.dtype, bool(config.get("safety_checker")))
+        check_step_count(self.pipe, int(config["num_inference_steps"]))
         self.component = getattr(self.pipe, self.variant.component)
         self.modules = select_modules(self.component, self.variant)
         self.total_calls = count_unet_calls(self.pipe, int(config["num_inference_steps"])) if self.variant.per_step else 1
 
     def resolved_config(self, **extra: Any) -> dict[str, Any]:
-        """The config with device and dtype resolved, plus ``extra`` keys."""
-        resolved = dict(self.config, device=str(self.device), dtype=dtype_name(self.dtype))
+        """The config with device and dtype resolved, plus ``extra`` keys; the per-kind and per-model
+        tables (concept_defaults, model_defaults) are left out: their chosen values are in the config."""
+        resolved = {k: v for k, v in self.config.items() if k not in NESTED_KEYS}
+        resolved.update(device=str(self.device), dtype=dtype_name(self.dtype))
         resolved.update(extra)
         return resolved
 

@@ -22,6 +22,10 @@ def main(argv=None) -> None:
     parser.add_argument("--export_diffusers", default=None, help="also write the pruned component as a diffusers folder here")
     args = parser.parse_args(argv)
     config = resolve_config(args)
+    if args.export_diffusers:
+        from utils.pruning import check_export_dir
+
+        check_export_dir(args.export_diffusers)
     concepts = [check_fits_model(build_concept(target, config["seed"]), config["model_id"]) for target in dict.fromkeys(args.targets)]
     settings = {c.name: (*concept_hyperparameters(config, c.kind), concept_select_ratio(config, c.kind)) for c in concepts}
 
@@ -37,7 +41,7 @@ def main(argv=None) -> None:
         masks = union_for_concept(session, concept, ratio, tau, select)
         print(f"{concept.name}: skill_ratio {ratio:g}, tau {tau}, select_ratio {select:g}: {sum(int(m.sum()) for m in masks.values()):,} weights")
         combined = masks if combined is None else {k: combined[k] | masks[k] for k in combined}
-    name = "+".join(slugify(c.name) for c in concepts)
+    name = slugify("+".join(slugify(c.name) for c in concepts))  # capped like any one name
     out = Path(config["res_path"]) / model_slug(config["model_id"]) / "multi" / name / "prune_mask.safetensors"
     meta_settings = {
         "targets": [c.name for c in concepts],

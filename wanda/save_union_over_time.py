@@ -23,6 +23,10 @@ def main(argv=None) -> None:
     parser.add_argument("--export_diffusers", default=None, help="also write the pruned component as a diffusers folder here")
     args = parser.parse_args(argv)
     config = resolve_config(args)
+    if args.export_diffusers:
+        from utils.pruning import check_export_dir
+
+        check_export_dir(args.export_diffusers)
     concept = concept_from_args(args, config["seed"], config["model_id"])
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
     select_ratio = concept_select_ratio(config, concept.kind)
