@@ -26,10 +26,10 @@ def gender_samples(config: dict) -> list:
         raise UsageError(f"--target must be male or female for gender reversal, got {config['target']!r}")
     seeds = range(int(config["seed"]), int(config["seed"]) + int(config.get("num_seeds") or PAPER_SEEDS))
     if config.get("prompts"):
-        return expand_seeds(read_prompt_file(config["prompts"], int(config["seed"])), list(seeds))
+        return expand_seeds(read_prompt_file(config["prompts"], int(config["seed"])), seeds, config.get("limit"))
     professions = read_prompt_file(builtin_prompt_file("winobias_professions.txt"), int(config["seed"]))
     rows = [{"case_number": str(i), "prompt": f"a headshot of a {p.prompt}", "profession": p.prompt} for i, p in enumerate(professions)]
-    return expand_seeds(rows_to_samples(rows, int(config["seed"]), "winobias_professions.txt"), list(seeds))
+    return expand_seeds(rows_to_samples(rows, int(config["seed"]), "winobias_professions.txt"), seeds, config.get("limit"))
 
 
 def main(argv=None) -> None:

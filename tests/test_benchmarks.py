@@ -234,6 +234,7 @@ def test_coco_and_memorization_benchmarks(mini_sd_dir, strong_mask, tiny_clip_di
         ("nudity_eval", ["--baseline", "esd", "--ckpt_name", "nowhere.pt"], "does not exist"),
         ("eval_coco", ["--baseline", "sd"], "pass the COCO captions"),
         ("inference_mem", ["--target", "memorize_0", "--baseline", "sd"], "SSCD torchscript"),
+        ("gender_reversal", ["--target", "male", "--seed", "4294967295", "--num_seeds", "2"], "seed 4294967296 is outside"),
     ],
 )
 def test_bad_benchmark_input_is_one_sentence_and_exit_2(script, argv, message, mini_sd_dir, strong_mask, tmp_path, capsys):
@@ -463,3 +464,11 @@ def test_the_judge_names_an_image_it_cannot_read(tmp_path):
     broken.write_bytes(b"\x89PNG\r\n\x1a\nnope")
     with pytest.raises(UsageError, match="broken.png could not be read"):
         open_images([broken])
+
+
+def test_a_benchmark_config_value_of_the_wrong_type_is_one_sentence(mini_sd_dir, strong_mask, tmp_path, capsys, no_generation):
+    config = tmp_path / "bench.yaml"
+    for line, message in [("limit: abc", "limit must be an integer"), ("nudity_threshold: high", "nudity_threshold must be a number"), ("grid_rows: 1.5", "grid_rows must be an integer")]:
+        config.write_text(line + "\n")
+        refused("nudity_eval", common(mini_sd_dir, tmp_path / "out", "--config", str(config), "--ckpt_name", str(strong_mask)), message, capsys)
+    assert not (tmp_path / "out").exists()

@@ -66,3 +66,12 @@ def test_a_byte_order_mark_is_not_part_of_the_first_prompt_or_column(tmp_path):
     table.write_bytes("\ufeffcase_number,prompt,evaluation_seed\n5,a cat,7\n".encode("utf-8"))
     [sample] = read_prompt_file(table, 0)
     assert (sample.key, sample.prompt, sample.seed, sample.extra) == ("5", "a cat", 7, {})
+
+
+def test_a_mistyped_seed_count_is_refused_or_cut_by_the_limit():
+    from utils.prompt_sets import MAX_SAMPLES
+
+    sample = Sample(0, "0", "0", "a cat", 0)
+    with pytest.raises(UsageError, match="pass a smaller --num_seeds or a --limit"):
+        expand_seeds([sample], range(0, MAX_SAMPLES + 1))
+    assert [s.key for s in expand_seeds([sample, Sample(1, "1", "1", "a dog", 0)], range(0, 10**9), limit=3)] == ["0_s0", "0_s1", "0_s2"]

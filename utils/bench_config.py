@@ -70,12 +70,18 @@ def build_bench_parser(description: str, specific: tuple[str, ...], target: str 
     return parser
 
 
+def yaml_types() -> dict[str, type]:
+    """Key -> the type its value must have in a benchmark YAML file (every key any benchmark script takes)."""
+    table = {key: OPTIONS[key] for key in SAMPLING_KEYS} | COMMON | SPECIFIC
+    return {key: kind for key, (kind, _) in table.items()} | {key: bool for key in BENCH_FLAGS}
+
+
 def resolve_bench_config(args: argparse.Namespace, specific: tuple[str, ...]) -> dict[str, Any]:
     """The script's config: YAML defaults overridden by the options passed; values checked.
 
     Returns only the keys this script uses (plus ``target`` when it has one).
     """
-    yaml_config = load_yaml_config(args.config, known=KNOWN_KEYS)
+    yaml_config = load_yaml_config(args.config, known=KNOWN_KEYS, types=yaml_types())
     options = _options(specific)
     config = merge_options(args, {k: v for k, v in yaml_config.items() if k in options or k in BENCH_FLAGS}, options, BENCH_FLAGS)
     if hasattr(args, "target"):

@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from utils.concepts import DATASETS_DIR
 from utils.errors import UsageError
@@ -37,6 +37,7 @@ HUB_SETS = {
     "mma": ("YijunYang280/MMA-Diffusion-NSFW-adv-prompts-benchmark", "train"),
 }
 MAX_SEED = 2**32 - 1
+MAX_SAMPLES = 10_000_000  # images one benchmark run may ask for (a guard against a mistyped --num_seeds)
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 LOCAL_ONLY_SETS = {"ring-a-bell": "the Ring-A-Bell prompt CSV (e.g. Nudity_ring-a-bell_*.csv from its authors)"}
 
@@ -184,17 +185,24 @@ def load_eval_dataset(name_or_path: str, default_seed: int) -> list[Sample]:
     return read_prompt_file(name_or_path, default_seed)
 
 
-def expand_seeds(samples: list[Sample], seeds: list[int]) -> list[Sample]:
-    """Each sample once per seed, keyed ``<case>_s<seed>``, indexed in (prompt, seed) order.
+def expand_seeds(samples: list[Sample], seeds: Sequence[int], limit: int | None = None) -> list[Sample]:
+    """Each sample once per seed, keyed ``<case>_s<seed>``, indexed in (prompt, seed) order; the first ``limit`` only.
 
-    Raises UsageError when a seed lies outside [0, MAX_SEED] (e.g. --seed near the top plus --num_seeds).
+    Raises UsageError when a seed lies outside [0, MAX_SEED] (e.g. --seed near the top plus --num_seeds)
+    or when, without a limit, more than MAX_SAMPLES images would be asked for.
     """
-    bad = [int(s) for s in seeds if not 0 <= int(s) <= MAX_SEED]
-    if bad:
-        raise UsageError(f"seed {bad[0]} is outside [0, {MAX_SEED}]; pass a smaller --seed or --num_seeds")
+    low, high = (seeds[0], seeds[-1]) if isinstance(seeds, range) and seeds.step > 0 else (min(seeds, default=0), max(seeds, default=0))
+    if not (0 <= low and high <= MAX_SEED):
+        bad = low if low < 0 else high
+        raise UsageError(f"seed {bad} is outside [0, {MAX_SEED}]; pass a smaller --seed or --num_seeds")
+    total = len(samples) * len(seeds) if limit is None else min(int(limit), len(samples) * len(seeds))
+    if total > MAX_SAMPLES:
+        raise UsageError(f"{len(samples)} prompts x {len(seeds)} seeds is {total:,} images, more than {MAX_SAMPLES:,}; pass a smaller --num_seeds or a --limit")
     out = []
     for sample in samples:
         for seed in seeds:
+            if len(out) == total:
+                return out
             out.append(Sample(len(out), f"{sample.key}_s{seed}", sample.case_number, sample.prompt, int(seed), dict(sample.extra)))
     return out
 
