@@ -29,7 +29,7 @@ def object_samples(config: dict) -> list:
     samples = read_prompt_file(source, int(config["seed"]))
     if "class" not in samples[0].extra:
         raise UsageError(f"{source} has no class column; the object benchmark needs case_number,prompt,class,evaluation_seed")
-    strange = sorted({s.extra["class"] for s in samples} - set(classes))
+    strange = sorted({str(s.extra["class"]) for s in samples} - set(classes))
     if strange:
         raise UsageError(f"{source} names class(es) {', '.join(strange)} that are not Imagenette classes ({', '.join(classes)})")
     chosen = select_rows(samples, "class", (lambda c: c == target) if mode == "erase" else (lambda c: c != target))

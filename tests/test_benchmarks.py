@@ -402,6 +402,9 @@ def test_a_bad_judge_is_refused_before_the_first_image(mini_sd_dir, strong_mask,
     coco_argv = common(mini_sd_dir, out, "--clip_model", str(tiny_clip_dir), "--coco_captions", str(captions), "--coco_images", str(coco), *base)
     refused("eval_coco", coco_argv, "fewer than 2", capsys)
     Image.new("RGB", (8, 8)).save(coco / "1.png")
+    _truncated(coco / "1.png", coco / "2.png")
+    refused("eval_coco", coco_argv, "2.png could not be read", capsys)
+    (coco / "2.png").unlink()
     refused("eval_coco", coco_argv + ["--fid_weights", str(tmp_path / "missing.pth")], "--fid_weights: FID Inception weights file", capsys)
     assert not out.exists()
 
@@ -472,3 +475,9 @@ def test_a_benchmark_config_value_of_the_wrong_type_is_one_sentence(mini_sd_dir,
         config.write_text(line + "\n")
         refused("nudity_eval", common(mini_sd_dir, tmp_path / "out", "--config", str(config), "--ckpt_name", str(strong_mask)), message, capsys)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_object_prompt_set_row_without_a_class_is_one_sentence(mini_sd_dir, strong_mask, tmp_path, capsys, no_generation):
+    prompts = tmp_path / "objects.csv"
+    prompts.write_text("case_number,prompt,class\n0,a fish,tench\n1,a thing\n")
+    refused("object_erase", common(mini_sd_dir, tmp_path / "out", "--target", "tench", "--prompts", str(prompts), "--ckpt_name", str(strong_mask)), "names class(es) None", capsys)

@@ -36,6 +36,15 @@ def open_images(paths: Sequence[Path]) -> list[Image.Image]:
     return images
 
 
+def _check_image_file(path: Path) -> None:
+    """Raise UsageError naming ``path`` when its header or (for PNG) its chunks do not read as an image; no pixels decoded."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise UsageError(f"image {path} could not be read ({str(err)[:80]}); replace or remove it and run again") from None
+
+
 def reference_images(folder: Path) -> list[Path]:
     """The .png / .jpg / .jpeg files of ``folder`` in name order (none when it is not a folder)."""
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")) if folder.is_dir() else []
@@ -118,8 +127,11 @@ class CocoEvaluator(ClipScoreEvaluator):
         if not self.coco_images:
             return
         folder = Path(self.coco_images)
-        if len(reference_images(folder)) < 2:
+        references = reference_images(folder)
+        if len(references) < 2:
             raise UsageError(f"--coco_images {folder} holds fewer than 2 .png/.jpg images; pass a folder of real COCO images")
+        for path in references:
+            _check_image_file(path)
         if self.fid_weights is None:
             return
         from utils.evaluators.fid import FIDUnavailable, InceptionFID
