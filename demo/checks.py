@@ -32,8 +32,9 @@ def number(value: Any, option: str, low: float | None = None, high: float | None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise UsageError(f"{option} must be a finite number, got {value!r}")
     if (low is not None and (value < low or (open_low and value == low))) or (high is not None and value > high):
-        bounds = f"{'(' if open_low else '['}{'-inf' if low is None else low:g}, {'inf' if high is None else high:g}]"
-        raise UsageError(f"{option} must lie in {bounds}, got {value:g}")
+        lower = "-inf" if low is None else f"{low:g}"
+        upper = "inf" if high is None else f"{high:g}"
+        raise UsageError(f"{option} must lie in {'(' if open_low else '['}{lower}, {upper}], got {value:g}")
     return float(value)
 
 

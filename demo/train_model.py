@@ -18,7 +18,9 @@ import contextlib
 import copy
 import hashlib
 import json
+import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +32,8 @@ from torch import nn  # noqa: E402
 
 from demo.world import ATTRIBUTES, dataset, render  # noqa: E402
 from neuron_receivers.hook_variants import get_variant, select_modules  # noqa: E402
-from utils.errors import run_cli  # noqa: E402
+from demo.checks import device_name, first_line, integer, number, output_folder, read_json  # noqa: E402
+from utils.errors import UsageError, run_cli  # noqa: E402
 from utils.model_loading import resolve_device  # noqa: E402
 from utils.storage import write_text  # noqa: E402
 
@@ -228,13 +231,29 @@ def cached_latents(vae, images, cache: Path | None, key: str) -> torch.Tensor:
     device = next(vae.parameters()).device
     path = cache / f"latents-{vae_fingerprint(vae)}-{key}.safetensors" if cache is not None else None
     if path is not None and path.is_file():
-        return load_tensors(path, device)[0]["latents"]
+        cached = _read_cached(path, device, vae.config.latent_channels)
+        if cached is not None:
+            return cached
     images = images() if callable(images) else images
     latents = encode_all(vae, images).contiguous()  # the VAE returns a channels-last layout; a cache hit reads a contiguous
     # one, and the layout changes the float sums of training, so both answers take the same layout
     if path is not None:
         save_tensors(path, {"latents": latents.cpu()}, {"key": key, "count": len(images)})
     return latents
+
+
+def _read_cached(path: Path, device, channels: int) -> torch.Tensor | None:
+    """The latents a cache file holds, or None when it cannot be read or holds no [n, channels, h, w] tensor
+    (a damaged or foreign file: the caller encodes again and replaces it, atomically)."""
+    from safetensors import SafetensorError
+
+    from utils.storage import load_tensors
+
+    try:
+        latents = load_tensors(path, device)[0].get("latents")
+    except (SafetensorError, OSError, ValueError):
+        return None
+    return latents if latents is not None and latents.ndim == 4 and latents.shape[1] == channels and latents.is_floating_point() else None
 
 
 @torch.no_grad()
@@ -257,6 +276,95 @@ def save_pipeline(out: Path, vae, text, tokenizer, unet) -> None:
     text.train()
 
 
+def save_run(out: Path, vae, text, tokenizer, unet, report: dict) -> None:
+    """Save the pipeline, then ``training.json``, the mark of a finished save: it is removed first, so a run stopped
+    while saving leaves a folder that --init_from and --vae_from refuse instead of continuing from half-written weights."""
+    (out / "training.json").unlink(missing_ok=True)
+    save_pipeline(out, vae, text, tokenizer, unet)
+    write_text(out / "training.json", json.dumps(report, indent=2) + "\n")
+
+
+# what this script writes into --out: a folder holding anything else is the user's and is refused
+RUN_ENTRIES = {"model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler", "training.json", "train.log"}
+
+
+def check_out(value: str) -> Path:
+    """--out as a folder to write into: new, empty, or one that holds only what this script writes; else UsageError."""
+    path = output_folder(value, "--out")
+    if path.is_dir():
+        foreign = sorted(entry.name for entry in path.iterdir() if entry.name not in RUN_ENTRIES)
+        if foreign:
+            raise UsageError(f"--out {value} holds {foreign[0]}, which demo/train_model.py did not write; pass a new folder or an earlier --out of this script")
+    return path
+
+
+def finished_run(folder: str, option: str, parts: tuple[str, ...], key: str) -> dict:
+    """The training.json of an earlier run's folder, checked: it exists (the save finished), is JSON with a numeric
+    ``key``, and the folder has ``parts`` (subfolders with a config.json); else UsageError."""
+    path = Path(folder)
+    what = "an --out of a finished demo/train_model.py run"
+    if not path.is_dir():
+        raise UsageError(f"{option} {folder} is not a folder; pass {what}")
+    if not (path / "training.json").is_file():
+        raise UsageError(f"{option} {folder} has no training.json (its run did not finish saving, or another tool wrote it); pass {what}")
+    report = read_json(path / "training.json", what)
+    value = report.get(key) if isinstance(report, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise UsageError(f"{option} {folder}: its training.json has no {key}; pass {what}")
+    for part in parts:
+        if not (path / part / "config.json").is_file():
+            raise UsageError(f"{option} {folder} has no {part}/config.json; pass {what}")
+    return report
+
+
+def part_config(folder: str, part: str) -> dict:
+    """The config.json of a pipeline part (already known to exist), as a mapping (empty when it is not one)."""
+    config = read_json(Path(folder) / part / "config.json", "a pipeline folder written by demo/train_model.py")
+    return config if isinstance(config, dict) else {}
+
+
+def check_args(args) -> dict:
+    """UsageError (one sentence) for an option that would fail or mislead only after minutes of work: counts, rates
+    and weights (finite, in range), the device, the --out folder, and the folders continued from (finished runs whose
+    latent channels match --latent_channels). Returns {"init_from": training.json, "vae_from": training.json}."""
+    integer(args.steps, "--steps", 0)
+    integer(args.images, "--images")
+    integer(args.batch, "--batch")
+    integer(args.seed, "--seed", 0)
+    integer(args.latent_channels, "--latent_channels")
+    integer(args.t_groups, "--t_groups")
+    if not args.vae_from:
+        integer(args.vae_steps, "--vae_steps")
+    number(args.minutes, "--minutes", 0)
+    number(args.lr, "--lr", 0, open_low=True)
+    for option in ("offset_noise", "ffn_sparsity", "ffn_selectivity", "snr_gamma", "save_every"):
+        number(getattr(args, option), f"--{option}", 0)
+    if args.ffn_selectivity > 0 and args.batch % args.t_groups:
+        raise UsageError(f"--batch {args.batch} must be a multiple of --t_groups {args.t_groups} with --ffn_selectivity")
+    device_name(args.device)
+    check_out(args.out)
+    if args.latent_cache:
+        output_folder(args.latent_cache, "--latent_cache")
+    runs = {}
+    for option, parts, key, channels in (("init_from", ("unet", "text_encoder"), "steps", ("unet", "in_channels")),
+                                         ("vae_from", ("vae",), "vae_loss", ("vae", "latent_channels"))):
+        folder = getattr(args, option)
+        if folder:
+            runs[option] = finished_run(folder, f"--{option}", parts, key)
+            found = part_config(folder, channels[0]).get(channels[1])
+            if found != args.latent_channels:
+                raise UsageError(f"--{option} {folder} has {found} latent channels, not --latent_channels {args.latent_channels}; pass the same number")
+    return runs
+
+
+def load_part(cls, folder: str, part: str, option: str):
+    """``cls.from_pretrained(folder, subfolder=part)``; UsageError when the weights do not load."""
+    try:
+        return cls.from_pretrained(folder, subfolder=part)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise UsageError(f"--{option} {folder}: its {part} does not load ({first_line(err)}); pass an --out of a finished demo/train_model.py run") from None
+
+
 @torch.no_grad()
 def judge_reconstructions(vae, count: int = 512) -> dict[str, float]:
     """The shipped judge's accuracy per attribute on VAE reconstructions of fresh renders: the ceiling
@@ -269,6 +377,8 @@ def judge_reconstructions(vae, count: int = 512) -> dict[str, float]:
 
 
 def main(argv=None) -> dict:
+    """Parse ``argv`` (checked before anything is written), train, save the pipeline and training.json into --out
+    (its log: --out/train.log); return the training report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=sorted(ARCHS), default="sd1")
     parser.add_argument("--out", required=True)
@@ -295,10 +405,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--latent_cache", default=None,
                         help="a folder for the encoded dataset, keyed by the VAE's weights and the images, so that continued runs skip the encoding ('' or unset: none)")
     args = parser.parse_args(argv)
+    runs = check_args(args)
     device = resolve_device(args.device)  # before anything is written: a missing GPU leaves no folder behind
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    logfile = (out.parent / f"{out.name}.train.log").open("a")
+    logfile = (out / "train.log").open("a")
 
     def log(text: str) -> None:
         line = f"[{time.strftime('%H:%M:%S')}] {text}"
@@ -311,18 +422,18 @@ def main(argv=None) -> dict:
 
     torch.manual_seed(args.seed)
     started = time.time()
-    tok_dir = out.parent / f".{out.name}-tokenizer"
-    vocab_size = write_word_tokenizer(tok_dir)
-    tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), model_max_length=MAX_TOKENS)
+    with tempfile.TemporaryDirectory(prefix="word-tokenizer-") as tok_dir:  # nothing is left beside --out
+        vocab_size = write_word_tokenizer(Path(tok_dir))
+        tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=MAX_TOKENS)
     vae, unet, text = build_models(args.arch, vocab_size, tokenizer, args.latent_channels)
     steps_before = 0
     if args.init_from:  # continue: the saved (EMA) UNet and the text encoder are the starting point
         from diffusers import UNet2DConditionModel
         from transformers import CLIPTextModel
 
-        unet = UNet2DConditionModel.from_pretrained(args.init_from, subfolder="unet")
-        text = CLIPTextModel.from_pretrained(args.init_from, subfolder="text_encoder")
-        steps_before = int(json.loads((Path(args.init_from) / "training.json").read_text())["steps"])
+        unet = load_part(UNet2DConditionModel, args.init_from, "unet", "init_from")
+        text = load_part(CLIPTextModel, args.init_from, "text_encoder", "init_from")
+        steps_before = int(runs["init_from"]["steps"])
         log(f"continuing from {args.init_from} after {steps_before} steps")
     log(f"arch {args.arch}: unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, text {sum(p.numel() for p in text.parameters()) / 1e6:.2f} M")
     items = dataset(args.images, args.seed)
@@ -332,8 +443,8 @@ def main(argv=None) -> dict:
     if args.vae_from:
         from diffusers import AutoencoderKL
 
-        vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").to(device)
-        vae_loss = json.loads((Path(args.vae_from) / "training.json").read_text())["vae_loss"]
+        vae = load_part(AutoencoderKL, args.vae_from, "vae", "vae_from").to(device)
+        vae_loss = runs["vae_from"]["vae_loss"]
         scaling = vae.config.scaling_factor
         latents = cached_latents(vae, lambda: images_tensor(items), cache, data_key) * scaling  # rendered only on a cache miss
     else:
@@ -409,12 +520,11 @@ def main(argv=None) -> dict:
                                                              zip(("population", "selectivity"), measured, (args.ffn_sparsity, args.ffn_selectivity)) if weight > 0)
                 log(f"step {steps_before + step}: loss {float(running):.4f}{hoyers}")
             if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
-                save_pipeline(out, vae, text, tokenizer, ema)
-                write_text(out / "training.json", json.dumps({"arch": args.arch, "steps": steps_before + step, "final_loss": float(running), "checkpoint": True}))
+                save_run(out, vae, text, tokenizer, ema, {"arch": args.arch, "steps": steps_before + step, "final_loss": float(running),
+                                                          "vae_loss": vae_loss, "checkpoint": True})
                 last_save = time.time()
                 log(f"checkpoint saved at step {steps_before + step}")
     loop_end = time.time()
-    save_pipeline(out, vae, text, tokenizer, ema)
     report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": steps_before + step,
               "init_from": args.init_from, "steps_this_run": step, "batch": args.batch,
               "final_loss": float(running) if running is not None else None, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma, "offset_noise": args.offset_noise,
@@ -424,7 +534,7 @@ def main(argv=None) -> dict:
               "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "device": str(device), "steps_cap": args.steps, "train_seconds": time.time() - started,
               "seconds_per_step": (loop_end - warm_time) / (step - warm_steps) if warm_time is not None and step > warm_steps else None, "images": args.images, "seed": args.seed,
               "ffn_layers": len(select_modules(unet, get_variant("unet")))}
-    write_text(out / "training.json", json.dumps(report, indent=2) + "\n")
+    save_run(out, vae, text, tokenizer, ema, report)
     log(json.dumps(report))
     return report
 

@@ -292,6 +292,79 @@ def test_training_stops_at_the_step_cap_is_seeded_and_continues(tmp_path):
     assert more["steps"] == 5 and more["steps_this_run"] == 3
     changed = load_file(str(tmp_path / "c" / "unet" / "diffusion_pytorch_model.safetensors"))
     assert any(not (changed[k] == weights[0][k]).all() for k in changed)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "cache"]  # nothing written beside the --out folders
+    assert (tmp_path / "c" / "train.log").is_file()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--steps", "-1"], "--steps must be zero or more, got -1"),
+    (["--images", "0"], "--images must be a positive integer, got 0"),
+    (["--batch", "0"], "--batch must be a positive integer, got 0"),
+    (["--vae_steps", "0"], "--vae_steps must be a positive integer, got 0"),
+    (["--t_groups", "0"], "--t_groups must be a positive integer, got 0"),
+    (["--minutes", "nan"], "--minutes must be a finite number, got nan"),
+    (["--lr", "0"], "--lr must lie in (0, inf], got 0"),
+    (["--offset_noise", "-0.5"], "--offset_noise must lie in [0, inf], got -0.5"),
+    (["--ffn_selectivity", "inf"], "--ffn_selectivity must be a finite number, got inf"),
+    (["--save_every", "-1"], "--save_every must lie in [0, inf], got -1"),
+    (["--ffn_selectivity", "0.1", "--batch", "12"], "--batch 12 must be a multiple of --t_groups 8"),
+    (["--device", "gpu"], "unknown --device 'gpu'"),
+    (["--vae_from", str(REPO_ROOT / "demo" / "model")], "model has 12 latent channels, not --latent_channels 8"),
+    (["--init_from", "/no/such/run"], "--init_from /no/such/run is not a folder"),
+])
+def test_train_model_refuses_bad_options_before_writing_anything(argv, words, tmp_path, capsys):
+    from conftest import run_script
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("train_model", ["--out", str(tmp_path / "run"), *argv], folder="demo")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and words in err and err.count("\n") == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_model_never_writes_into_a_folder_of_the_user_nor_continues_a_half_saved_run(tmp_path, monkeypatch):
+    import demo.train_model as train_model
+    from utils.errors import UsageError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(UsageError, match="holds notes.txt, which demo/train_model.py did not write"):
+        train_model.main(["--out", str(mine)])
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    with pytest.raises(UsageError, match="is an existing file, not a folder"):
+        train_model.main(["--out", str(mine / "notes.txt")])
+    # a run stopped while saving: training.json (the mark of a finished save) is removed before the weights are written
+    run = tmp_path / "run"
+    (run / "unet").mkdir(parents=True)
+    (run / "training.json").write_text(json.dumps({"steps": 5, "vae_loss": 0.1}))
+    monkeypatch.setattr(train_model, "save_pipeline", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        train_model.save_run(run, None, None, None, None, {"steps": 9})
+    for option in ("--init_from", "--vae_from"):
+        with pytest.raises(UsageError, match=f"{option} {re.escape(str(run))} has no training.json"):
+            train_model.main(["--out", str(tmp_path / "next"), "--latent_channels", "12", option, str(run)])
+    (run / "training.json").write_bytes(b"\xff\xfe")
+    with pytest.raises(UsageError, match="is not UTF-8 text"):
+        train_model.main(["--out", str(tmp_path / "next"), "--init_from", str(run)])
+    assert not (tmp_path / "next").exists()
+
+
+def test_a_damaged_latent_cache_file_is_encoded_again_and_replaced(tmp_path):
+    import torch
+    from diffusers import AutoencoderKL
+
+    import demo.train_model as train_model
+
+    vae = AutoencoderKL.from_pretrained(str(REPO_ROOT / "demo" / "model"), subfolder="vae").eval()
+    images = train_model.images_tensor(dataset(2, 0))
+    first = train_model.cached_latents(vae, images, tmp_path, "k")
+    (cached,) = tmp_path.glob("latents-*-k.safetensors")
+    for damage in (cached.read_bytes()[:100], b"garbage"):
+        cached.write_bytes(damage)
+        assert torch.equal(train_model.cached_latents(vae, images, tmp_path, "k"), first)
+        assert torch.equal(train_model._read_cached(cached, "cpu", 12), first)  # replaced by a whole file
 
 
 def test_erasure_table_shows_a_saved_report_as_markdown(tmp_path, capsys):
