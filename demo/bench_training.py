@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.config import REPO_ROOT  # noqa: E402
-from utils.errors import run_cli  # noqa: E402
+from utils.errors import UsageError, run_cli  # noqa: E402
 
 SHIPPED_RECIPE = REPO_ROOT / "demo" / "train_shipped.sh"
 
@@ -50,6 +50,21 @@ def step_seconds(arch: str, steps: int, selectivity: float, folder: Path, device
     return train(argv)
 
 
+def check_args(args) -> None:
+    """UsageError (one sentence) for a bad option before any training run: too few steps to time, an unknown arch
+    or device, a NaN or negative --fixed_seconds, an --out that is a folder or not .json."""
+    from demo.checks import device_name, integer, number, output_file
+    from demo.train_model import ARCHS
+
+    integer(args.steps, "--steps", 11)  # the first 10 steps are not timed
+    if args.arch not in ARCHS:
+        raise UsageError(f"unknown --arch {args.arch!r}; use one of {', '.join(sorted(ARCHS))}")
+    device_name(args.device)
+    number(args.fixed_seconds, "--fixed_seconds", 0)
+    if args.out is not None:
+        output_file(args.out, "--out", (".json",))
+
+
 def main(argv=None) -> dict:
     """Parse ``argv``, time plain and selectivity steps, print them and the recipe estimate; return the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,8 +74,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--fixed_seconds", type=float, default=661 + 5 * 20, help="the recipe's time outside the UNet/text steps")
     parser.add_argument("--out", default=None, help="write the figures here as JSON")
     args = parser.parse_args(argv)
-    if args.steps <= 10:
-        parser.error("--steps must be more than 10 (the first 10 steps are not timed)")
+    check_args(args)
     import torch
 
     figures = {"arch": args.arch, "threads": torch.get_num_threads(), "device": args.device, "runs": {}}
