@@ -524,7 +524,8 @@ def check_edit_fits(check: EditCheck, model_id: str) -> None:
         module = shape_only_component(model_id, component)
         own = _shapes(module.state_dict(keep_vars=True))
         if check.exact_names:
-            own = {name: shape for name, shape in own.items() if name in dict(module.named_parameters())}
+            parameters = {name for name, _ in module.named_parameters()}
+            own = {name: shape for name, shape in own.items() if name in parameters}
             unknown = next((name for name in shapes if name not in own), None)
             if unknown is not None:
                 raise UsageError(

@@ -135,7 +135,8 @@ def read_prompt_file(path: str | Path, default_seed: int) -> list[Sample]:
     """Samples of a CSV (header with a prompt column) or a text file (one prompt a line), read as UTF-8."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"prompt file {path} does not exist; pass an existing CSV or text file")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise UsageError(f"prompt file {path} {what}; pass an existing CSV or text file")
     text = _read_text(path)
     if "\0" in text:
         raise UsageError(f"{path} holds NUL bytes, so it is not a text file; pass a CSV or a text file of prompts")
