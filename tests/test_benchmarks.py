@@ -423,6 +423,11 @@ def test_an_out_dir_that_is_a_file_or_a_foreign_folder_is_refused_and_left_alone
     (folder / "metrics.json").write_text("my own")
     refused("nudity_eval", common(mini_sd_dir, folder, *argv), "holds other files and no config.yaml", capsys)
     assert [p.name for p in folder.iterdir()] == ["metrics.json"] and (folder / "metrics.json").read_text() == "my own"
+    from utils.bench_harness import check_run_dir
+
+    (tmp_path / "finder").mkdir()
+    (tmp_path / "finder" / ".DS_Store").write_text("")
+    check_run_dir(tmp_path / "finder")  # a folder with only hidden entries counts as empty
 
 
 def test_a_run_folder_of_another_benchmark_prompt_set_or_seed_is_not_resumed(tmp_path):

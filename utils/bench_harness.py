@@ -151,7 +151,8 @@ def check_keys(samples: Sequence[Sample]) -> None:
 
 def check_run_dir(run_dir: Path) -> None:
     """Raise UsageError unless ``run_dir`` can be the run folder: a folder (or one that can be made) that is new,
-    empty, or holds a config.yaml of an earlier run; its fixed entries must be of the right kind."""
+    empty (hidden entries such as .DS_Store aside), or holds a config.yaml of an earlier run; its fixed entries
+    must be of the right kind."""
     for parent in [run_dir, *run_dir.parents]:
         if parent.exists():
             if not parent.is_dir():
@@ -159,7 +160,7 @@ def check_run_dir(run_dir: Path) -> None:
             break
     if not run_dir.is_dir():
         return
-    if any(run_dir.iterdir()) and not (run_dir / "config.yaml").is_file():
+    if any(not p.name.startswith(".") for p in run_dir.iterdir()) and not (run_dir / "config.yaml").is_file():
         raise UsageError(f"--out_dir {run_dir} holds other files and no config.yaml of a benchmark run; pass a new or empty folder")
     for name in ("original", "edited"):
         if (run_dir / name).exists() and not (run_dir / name).is_dir():
