@@ -23,7 +23,44 @@ def main(argv=None) -> dict:
     parser.add_argument("--timesteps", type=int, default=10)
     parser.add_argument("--out", default=None, help="where to write the mask (default: a temporary folder)")
     args = parser.parse_args(argv)
+    check_args(args)
+    if args.out is None:
+        with tempfile.TemporaryDirectory(prefix="prune-mask-size-") as folder:  # measured, then removed
+            return measure(args, Path(folder))
+    return measure(args, Path(args.out))
 
+
+MASK_ORIGIN = "sd15-shaped-random"  # the model_id this script writes into its mask's metadata
+
+
+def check_args(args) -> None:
+    """UsageError (one sentence) for a bad option, before the 860 M-parameter UNet is built: a skill ratio outside
+    (0, 1) or NaN, a non-positive --timesteps, an --out that is a file, or an --out whose prune_mask.safetensors
+    is not one this script wrote (a real mask is never replaced by a random one)."""
+    from demo.checks import integer, output_folder
+    from utils.errors import UsageError
+
+    if not 0 < args.skill_ratio < 1:
+        raise UsageError(f"--skill_ratio must lie strictly between 0 and 1, got {args.skill_ratio}")
+    integer(args.timesteps, "--timesteps")
+    if args.out is None:
+        return
+    mask = output_folder(args.out, "--out") / "prune_mask.safetensors"
+    if mask.exists():
+        from safetensors import SafetensorError
+
+        from utils.storage import read_metadata
+
+        try:
+            origin = read_metadata(mask).get("model_id")
+        except (SafetensorError, OSError, ValueError):  # an unreadable file is someone else's, and is kept
+            origin = None
+        if origin != MASK_ORIGIN:
+            raise UsageError(f"{mask} exists and was not written by prune_mask_size.py; pass another --out (nothing of yours is replaced)")
+
+
+def measure(args, folder: Path) -> dict:
+    """Build the SD 1.5-shaped UNet, derive and save a random union mask in ``folder``; print and return the sizes."""
     import torch
 
     from neuron_receivers.hook_variants import HOOK_VARIANTS, select_modules
@@ -37,8 +74,8 @@ def main(argv=None) -> dict:
     weights = {k: m.weight.detach() for k, m in modules.items()}
     norms = {k: torch.rand(2, args.timesteps, m.in_features) for k, m in modules.items()}
     masks = union_masks(weights, norms, args.skill_ratio, args.timesteps)
-    out = Path(args.out or tempfile.mkdtemp()) / "prune_mask.safetensors"
-    meta = save_prune_mask(out, masks, unet, {"model_id": "sd15-shaped-random", "component": "unet"})
+    out = folder / "prune_mask.safetensors"
+    meta = save_prune_mask(out, masks, unet, {"model_id": MASK_ORIGIN, "component": "unet"})
     full_fp16 = sum(p.numel() for p in unet.parameters()) * 2
     stats_bytes = sum(n.numel() * 4 for n in norms.values()) * 51 // args.timesteps
     report = {
@@ -56,4 +93,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from utils.errors import run_cli
+
+    run_cli(main)

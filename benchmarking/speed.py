@@ -51,12 +51,38 @@ def parse_args(argv):
     parser.add_argument("--check_syncs", action="store_true", help="CUDA: run the recorder's hook under torch's sync debug mode 'error' (fails on a host sync)")
     parser.add_argument("--out", default=None, help="JSON file to write (default results/speed/<model>_<device>.json)")
     args = parser.parse_args(argv)
-    for key in ("pairs", "num_inference_steps", "timesteps", "repeats"):
-        if getattr(args, key) < 1:
-            raise UsageError(f"--{key} must be a positive integer, got {getattr(args, key)}")
-    if not 0 < args.skill_ratio < 1:
-        raise UsageError(f"--skill_ratio must lie strictly between 0 and 1, got {args.skill_ratio}")
+    check_args(args)
     return args
+
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+def check_args(args) -> None:
+    """UsageError (one sentence) for a bad option, before torch is imported or anything is written: counts, the
+    skill ratio, image size, device and dtype names, and an --out that is a folder or another file of the user's."""
+    from demo.checks import device_name, integer, output_file, read_json
+
+    for key in ("pairs", "num_inference_steps", "timesteps", "repeats"):
+        integer(getattr(args, key), f"--{key}")
+    if not 0 < args.skill_ratio < 1:  # NaN fails this too
+        raise UsageError(f"--skill_ratio must lie strictly between 0 and 1, got {args.skill_ratio}")
+    if args.batch_size is not None:
+        integer(args.batch_size, "--batch_size")
+    for key in ("height", "width"):
+        value = getattr(args, key)
+        if value is not None and (integer(value, f"--{key}") % 8):
+            raise UsageError(f"--{key} must be a multiple of 8, got {value}")
+    device_name(args.device)
+    if args.dtype not in DTYPES:
+        raise UsageError(f"unknown --dtype {args.dtype!r}; choose one of {', '.join(DTYPES)}")
+    if args.out is not None and output_file(args.out, "--out", (".json",)).exists():
+        try:
+            earlier = read_json(args.out, "a report of speed.py")
+        except UsageError:
+            earlier = None
+        if not (isinstance(earlier, dict) and "phases_s" in earlier):
+            raise UsageError(f"--out {args.out} exists and is not a report of speed.py; pass a new path (nothing of yours is replaced)")
 
 
 def prompt_pairs(count: int, seed: int = 0):
@@ -171,9 +197,10 @@ def main(argv=None) -> dict:
 
     per_step = clock.measure("derive", derive)
     masks = clock.measure("union", lambda: {layer: torch.stack(m).sum(0) > 0 for layer, m in per_step.items()})
-    out_dir = Path(tempfile.mkdtemp(prefix="speed-"))
-    mask_path = out_dir / "prune_mask.safetensors"
-    meta = clock.measure("save", lambda: save_prune_mask(mask_path, masks, pipe.unet, {"model_id": args.model_id or f"random-{args.random_arch}", "component": "unet"}))
+    with tempfile.TemporaryDirectory(prefix="speed-") as out_dir:  # the saved mask is measured, then removed
+        mask_path = Path(out_dir) / "prune_mask.safetensors"
+        meta = clock.measure("save", lambda: save_prune_mask(mask_path, masks, pipe.unet, {"model_id": args.model_id or f"random-{args.random_arch}", "component": "unet"}))
+        mask_bytes = mask_path.stat().st_size
 
     agreement = fp32_agreement(pipe, concept, config, variant, masks, args) if args.check_fp32 else None
     syncs_checked = check_no_host_syncs(device) if args.check_syncs else None
@@ -197,7 +224,7 @@ def main(argv=None) -> dict:
         "peak_device_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
         "peak_host_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "statistics_bytes_all_steps": None if args.skip_plain else stats_bytes,
-        "prune_mask_bytes": mask_path.stat().st_size,
+        "prune_mask_bytes": mask_bytes,
         "num_pruned": meta["num_pruned"],
         "fraction_of_unet": meta["fraction_of_component"],
         "fp32_agreement": agreement,

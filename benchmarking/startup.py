@@ -13,6 +13,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from utils.errors import UsageError, run_cli  # noqa: E402
+
 SCRIPTS = sorted([*REPO.glob("wanda/*.py"), *REPO.glob("benchmarking/*.py"), REPO / "demo" / "run_demo.py"])
 # one input per script that its checks reject (exit code 2) before any model is touched
 BAD_INPUT = {
@@ -41,9 +45,12 @@ def timed(command: list[str], repeats: int) -> tuple[float, int]:
 
 
 def main(argv=None) -> None:
+    """Parse ``argv``; time every script's --help and bad input, and the heavy imports; print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be a positive integer, got {args.repeats}")
     rows = []
     for script in SCRIPTS:
         if script.name in ("startup.py", "prune_mask_size.py"):
@@ -61,4 +68,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -30,7 +30,7 @@ def find_metrics(paths: list[str]) -> list[Path]:
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            found += sorted(path.rglob("metrics.json"))
+            found += sorted(p for p in path.rglob("metrics.json") if p.is_file())  # a folder may be named metrics.json too
         else:
             raise UsageError(f"{name} does not exist; pass metrics.json files or folders holding them")
     if not found:
@@ -38,10 +38,28 @@ def find_metrics(paths: list[str]) -> list[Path]:
     return found
 
 
+TEXT_FIELDS = ("benchmark", "subject", "metric")
+
+
+def _check_row(row: dict) -> dict:
+    """``row`` when its fields have the types the tables need (text names, numbers or None for the values, a whole
+    number of prompts); else TypeError naming the field."""
+    for key in TEXT_FIELDS + ("method",):
+        if not isinstance(row[key], str):
+            raise TypeError(f"{key} is {row[key]!r}, not text")
+    for key in ("original", "edited"):
+        if row[key] is not None and (isinstance(row[key], bool) or not isinstance(row[key], (int, float))):
+            raise TypeError(f"{key} {row['metric']} is {row[key]!r}, not a number")
+    if isinstance(row["num_prompts"], bool) or not isinstance(row["num_prompts"], int):
+        raise TypeError(f"num_prompts is {row['num_prompts']!r}, not a whole number")
+    return row
+
+
 def read_run(path: Path) -> dict:
-    """One row of the long table from a metrics.json file (UsageError when it is not one)."""
+    """One row of the long table from a metrics.json file (UsageError when it is not one: unreadable, not UTF-8,
+    not JSON, or missing a field or holding one of the wrong type)."""
     try:
-        report = json.loads(path.read_text())
+        report = json.loads(path.read_text(encoding="utf-8"))
         metric = report["metric"]
         original, edited = report["summary"]["original"].get(metric), report["summary"]["edited"].get(metric)
         row = {
@@ -52,12 +70,16 @@ def read_run(path: Path) -> dict:
             "metric": metric,
             "original": original,
             "edited": edited,
-            "change": None if original is None or edited is None else edited - original,
+            "change": None,
             "num_prompts": report["num_prompts"],
             "model": report["models"]["original"],
             "path": str(path),
         }
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        _check_row(row)
+        row["change"] = None if original is None or edited is None else edited - original
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path} cannot be read as text ({type(err).__name__}); pass metrics.json files written by benchmarking/*.py") from None
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
         raise UsageError(f"{path} is not a benchmark metrics.json ({type(err).__name__}: {err}); pass files written by benchmarking/*.py") from None
     return row
 
@@ -93,6 +115,32 @@ def long_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def _written_here(path: Path, start: str) -> bool:
+    """Whether an existing ``path`` looks like this script's output: its text starts with ``start`` (or is empty)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            head = handle.read(len(start))
+    except (OSError, UnicodeDecodeError):
+        return False
+    return head in ("", start)
+
+
+def output_paths(prefix: str) -> tuple[Path, Path]:
+    """(PREFIX.md, PREFIX.csv) when both can be written without replacing anything of the user's: a prefix that
+    names a file (not a folder), and existing files that this script wrote; else UsageError, before any reading."""
+    from demo.checks import output_file
+
+    if prefix.endswith(("/", "\\")) or Path(prefix).is_dir():
+        raise UsageError(f"--out {prefix} is a folder; give a file prefix such as {prefix.rstrip('/')}/tables (writes tables.md and tables.csv)")
+    paths = (Path(f"{prefix}.md"), Path(f"{prefix}.csv"))
+    starts = ("### ", ",".join(CSV_COLUMNS))
+    for path, start in zip(paths, starts):
+        output_file(str(path), "--out", ())
+        if path.exists() and not _written_here(path, start):
+            raise UsageError(f"{path} exists and was not written by summarize.py; pass another --out prefix (nothing of yours is replaced)")
+    return paths
+
+
 def main(argv=None) -> None:
     """Parse ``argv``, read the runs, print the tables; write PREFIX.md / PREFIX.csv with --out."""
     import argparse
@@ -101,13 +149,14 @@ def main(argv=None) -> None:
     parser.add_argument("paths", nargs="*", default=["results/benchmarks"], help="metrics.json files or folders (default results/benchmarks)")
     parser.add_argument("--out", default=None, help="also write PREFIX.md and PREFIX.csv")
     args = parser.parse_args(argv)
+    outputs = output_paths(args.out) if args.out else ()
     rows = [read_run(path) for path in find_metrics(args.paths)]
     markdown = comparison_tables(rows)
     print(markdown)
-    if args.out:
-        write_text(Path(f"{args.out}.md"), markdown)
-        write_text(Path(f"{args.out}.csv"), long_csv(rows))
-        print(f"wrote {args.out}.md and {args.out}.csv")
+    if outputs:
+        write_text(outputs[0], markdown)
+        write_text(outputs[1], long_csv(rows))
+        print(f"wrote {outputs[0]} and {outputs[1]}")
 
 
 if __name__ == "__main__":
