@@ -101,11 +101,107 @@ def test_floats_are_written_in_scientific_notation_and_read_back():
         (["--timesteps", "0"], "positive integer"),
         (["--model_id", "/no/such/folder"], "does not exist"),
         (["--config", "/no/such.yaml"], "does not exist"),
+        (["--guidance_scale", "nan"], "--guidance_scale must be a finite number"),
+        (["--guidance_scale", "inf"], "--guidance_scale must be a finite number"),
+        (["--select_ratio", "nan"], "--select_ratio must lie in"),
+        (["--height", "-64"], "--height must be a positive multiple of 8"),
+        (["--width", "0"], "--width must be a positive multiple of 8"),
+        (["--seed", "-1"], "--seed must be an integer from 0 to 4294967295"),
+        (["--seed", "4294967296"], "--seed must be an integer from 0"),
+        (["--device", "cuda:x"], "unknown --device"),
+        (["--res_path", "{file}"], "is an existing file; pass a folder"),
+        (["--res_path", "{file}/results"], "which is a file; pass a folder"),
+        (["--res_path", ""], "no results folder given"),
     ],
 )
-def test_bad_values_raise_one_clear_sentence(argv, fragment):
+def test_bad_values_raise_one_clear_sentence(argv, fragment, tmp_path):
+    (tmp_path / "file").write_text("the user's")
+    argv = [a.format(file=tmp_path / "file") for a in argv]
     with pytest.raises(UsageError, match=fragment):
         resolve_config(build_parser("t").parse_args(argv))
+    assert (tmp_path / "file").read_text() == "the user's"
+
+
+def config_file(tmp_path, text: str) -> list[str]:
+    """``--config`` of the shipped config with ``text`` in place of its concept_defaults and model_defaults."""
+    from utils.config import REPO_ROOT
+
+    shipped = (REPO_ROOT / "configs" / "wanda_config.yaml").read_text()
+    path = tmp_path / "c.yaml"
+    path.write_text(shipped[: shipped.index("concept_defaults:")] + text)
+    return ["--config", str(path)]
+
+
+ALIAS_BOMB = """concept_defaults:
+  a: &a {skill_ratio: 1.0e-02}
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+  f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+"""
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        (ALIAS_BOMB, "expands to more than 10,000 values"),
+        ("concept_defaults:\n  a: &a [*a]\n", "expands to more than"),  # an alias that holds itself
+        ("concept_defaults: 5\n", "concept_defaults must map concept kinds to settings"),
+        ("concept_defaults:\n  art: {skill_ratio: 2.0, timesteps: 10}\n", "concept_defaults of art: --skill_ratio must lie strictly between 0 and 1"),
+        ("concept_defaults:\n  art: {skill_ratio: 1.0e-02, timesteps: 0}\n", "concept_defaults of art: --timesteps must be a positive integer"),
+        ("concept_defaults:\n  art: {skill_ratio: abc}\n", "concept_defaults.art.skill_ratio must be a number, got 'abc'"),
+        ("concept_defaults:\n  art: {tau: 3}\n", "concept_defaults of art has unknown key(s) tau"),
+        ("concept_defaults:\n  art: [1, 2]\n", "concept_defaults of art must be a mapping"),
+        ("model_defaults:\n  demo/model: {num_inference_steps: abc}\n", "model_defaults.demo/model.num_inference_steps must be an integer, got 'abc'"),
+    ],
+)
+def test_hostile_nested_tables_are_one_sentence(tmp_path, text, fragment):
+    with pytest.raises(UsageError) as err:
+        resolve_config(build_parser("t").parse_args(config_file(tmp_path, text)))
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("height: abc", "height must be an integer, got 'abc'"),
+        ("num_inference_steps: abc", "num_inference_steps must be an integer, got 'abc'"),
+        ("num_inference_steps: 2.5", "num_inference_steps must be an integer, got 2.5"),
+        ("guidance_scale: [1, 2]", "guidance_scale must be a number"),
+        ("safety_checker: 'no'", "safety_checker must be true or false"),
+        ("model_id: 5", "model_id must be text, got 5"),
+        ("seed: true", "seed must be an integer, got True"),
+        ("guidance_scale: .nan", "--guidance_scale must be a finite number"),
+        ("device: null", "no device is set; pass --device or set device in the config file"),
+    ],
+)
+def test_top_level_values_of_the_wrong_type_are_one_sentence(tmp_path, line, fragment):
+    import re
+
+    from utils.config import REPO_ROOT
+
+    path = tmp_path / "c.yaml"
+    key = line.split(":")[0]
+    path.write_text(re.sub(rf"^{key}:.*$", line, (REPO_ROOT / "configs" / "wanda_config.yaml").read_text(), count=1, flags=re.M))
+    with pytest.raises(UsageError) as err:
+        resolve_config(build_parser("t").parse_args(["--config", str(path), "--model_id", "CompVis/stable-diffusion-v1-4"]))
+    assert fragment in str(err.value)
+
+
+def test_text_values_convert_as_on_the_command_line_and_oversized_or_binary_files_are_refused(tmp_path):
+    argv = config_file(tmp_path, "concept_defaults:\n  art: {timesteps: '4'}\n")
+    path = tmp_path / "c.yaml"
+    text = path.read_text().replace("num_inference_steps: 50", "num_inference_steps: '20'").replace("skill_ratio: null", "skill_ratio: 1e-2")
+    path.write_text("\ufeff" + text)  # a byte-order mark; YAML reads 1e-2 as text
+    config = resolve_config(build_parser("t").parse_args(argv + ["--model_id", "CompVis/stable-diffusion-v1-4"]))
+    assert config["num_inference_steps"] == 20 and config["skill_ratio"] == 0.01 and concept_hyperparameters(config, "art") == (0.01, 4)
+    path.write_text("# padding\n" * 30_000)
+    with pytest.raises(UsageError, match="more than a config's 262,144"):
+        resolve_config(build_parser("t").parse_args(["--config", str(path)]))
+    path.write_bytes(b"seed: 0\n\xff\xfe\x00")
+    with pytest.raises(UsageError, match="is not UTF-8 text"):
+        resolve_config(build_parser("t").parse_args(["--config", str(path)]))
 
 
 def test_unknown_yaml_key_is_named(tmp_path):
@@ -162,6 +258,27 @@ def test_unknown_target_lists_the_known_ones():
 
 def test_slugify():
     assert slugify("Van Gogh") == "van_gogh" and slugify("golf ball") == "golf_ball"
+
+
+def test_target_names_become_one_safe_folder_each():
+    from utils.paths import concept_dir
+
+    for name in ("..", ".", "../..", "/", "-rf", ".hidden", "x" * 300, "梵高", "Ñandú"):
+        folder = concept_dir("results", "m", name)
+        assert folder.parent == Path("results") / "m" and folder.name not in ("", ".", "..")
+        assert not folder.name.startswith((".", "-")) and len(folder.name) <= 64, name
+    assert slugify("梵高") != slugify("莫奈") != slugify("モネ")  # non-Latin names no longer share one folder
+    assert slugify("x" * 300) != slugify("x" * 299) and slugify("梵高") == "梵高"
+
+
+def test_a_byte_order_mark_or_binary_prompt_file(prompt_files, tmp_path):
+    base, target = prompt_files(["\ufeffa dog"], ["a red dog"])
+    assert build_concept("red", 0, base_prompts=base, target_prompts=target).pairs[0].base == "a dog"
+    (tmp_path / "bin.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (tmp_path / "nul.txt").write_bytes(b"a dog\x00\x01\n")
+    for name in ("bin.txt", "nul.txt"):
+        with pytest.raises(UsageError, match="is not UTF-8 text"):
+            build_concept("red", 0, base_prompts=str(tmp_path / name), target_prompts=target)
 
 
 def test_demo_world_values_are_concepts_whose_pairs_differ_only_in_the_value():

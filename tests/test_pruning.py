@@ -101,3 +101,46 @@ def test_masked_weights_zero_inside_the_block_and_restore_after_an_error():
             assert torch.equal(modules["b"].weight, before["b"])  # layers without a mask are untouched
             raise RuntimeError("judge failed")
     assert all(torch.equal(modules[k].weight, before[k]) for k in modules)
+
+
+def test_a_damaged_or_foreign_mask_file_is_one_sentence(tmp_path):
+    from safetensors.torch import save_file
+
+    from utils.storage import save_tensors
+
+    mask = torch.zeros(4, 8, dtype=torch.bool)
+    meta = {"format": "concept-prune prune mask v1", "component": "unet"}
+    good = tmp_path / "good.safetensors"
+    save_tensors(good, {"a.weight": mask}, meta)
+    assert torch.equal(load_prune_mask(good)[0]["a.weight"], mask)
+    cases = {"float": ({"a.weight": mask.float()}, "holds a.weight as float32, but a prune mask holds bool tensors"),
+             "uint8": ({"a.weight": mask.to(torch.uint8)}, "holds a.weight as uint8")}
+    for name, (tensors, message) in cases.items():
+        save_tensors(tmp_path / f"{name}.safetensors", tensors, meta)
+        with pytest.raises(UsageError, match=message):
+            load_prune_mask(tmp_path / f"{name}.safetensors")
+    save_file({"a.weight": mask}, str(tmp_path / "foreign.safetensors"))
+    (tmp_path / "truncated.safetensors").write_bytes(good.read_bytes()[:-7])
+    torch.save({"a.weight": mask}, tmp_path / "pickled.safetensors")
+    for name, message in (("foreign", "is not a concept-prune prune mask"), ("truncated", "could not be read as a prune mask"),
+                          ("pickled", "could not be read as a prune mask")):
+        with pytest.raises(UsageError, match=message):
+            load_prune_mask(tmp_path / f"{name}.safetensors")
+
+
+def test_mask_metadata_holds_the_resolved_settings_not_the_config_tables(mini_sd_dir, tmp_path):
+    from conftest import run_script
+    from utils.config import REPO_ROOT
+
+    shipped = (REPO_ROOT / "configs" / "wanda_config.yaml").read_text()
+    kinds = "".join(f"  kind{i}: {{skill_ratio: 1.0e-02, timesteps: 10}}\n" for i in range(500))  # large, but within the cap
+    (tmp_path / "c.yaml").write_text(shipped.replace("concept_defaults:\n", "concept_defaults:\n" + kinds))
+    res = tmp_path / "r"
+    run_script("save_union_over_time", ["--config", str(tmp_path / "c.yaml"), "--model_id", str(mini_sd_dir), "--num_inference_steps", "2",
+                                        "--res_path", str(res), "--target", "Da Vinci", "--timesteps", "1"])
+    path = res / "mini-sd" / "da_vinci" / "pruned" / "sr0.01_tau1_sel0" / "prune_mask.safetensors"
+    _, meta = load_prune_mask(path)
+    assert meta["skill_ratio"] == 0.01 and meta["timesteps"] == 1
+    assert "concept_defaults" not in meta["config"] and "model_defaults" not in meta["config"]
+    assert len(json.dumps(meta)) < 5_000  # the 500 entries would be 25 kB
+    assert "kind7" not in (path.parent / "config.yaml").read_text()

@@ -282,6 +282,7 @@ def resolve_config(args: argparse.Namespace, fallback_model: str | None = None) 
     return config
 
 
+REQUIRED_KEYS = ("num_inference_steps", "guidance_scale", "seed", "device", "dtype", "batch_size", "res_path", "hook_module")
 MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take any seed in [0, 2**32)
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -295,6 +296,9 @@ def check_sampling_config(config: dict[str, Any]) -> None:
     or results folder."""
     if not config.get("model_id"):
         raise UsageError("no model given; pass --model_id with a hub id or a local diffusers folder")
+    unset = next((key for key in REQUIRED_KEYS if key in config and config[key] is None), None)
+    if unset:
+        raise UsageError(f"no {unset} is set; pass --{unset} or set {unset} in the config file")
     check_model_id(str(config["model_id"]))
     device = str(config["device"])
     if not DEVICE_PATTERN.match(device):

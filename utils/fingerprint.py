@@ -87,8 +87,9 @@ def _update_with_object(sha, value: Any) -> None:
     import torch
 
     config = getattr(value, "config", None)
-    if config is not None:
-        sha.update(json.dumps(dict(config), sort_keys=True, default=str).encode())
+    if config is not None:  # diffusers' FrozenDict, or transformers' PretrainedConfig
+        settings = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+        sha.update(json.dumps(settings, sort_keys=True, default=str).encode())
     if isinstance(value, torch.nn.Module):
         for name, tensor in sorted(value.state_dict().items()):
             sha.update(name.encode())

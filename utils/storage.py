@@ -211,11 +211,12 @@ def check_replaceable(path: str | Path, what: str = "output folder", ours: str |
     if not present:
         return
     owned = _owned_files(path)
-    if owned is None and ours is not None and all(re.fullmatch(ours, name) for name in present):
-        return
-    if owned is None:
+    if owned is not None:
+        foreign = sorted(present - owned - {OWNER_MARK})
+    elif ours is not None:
+        foreign = sorted(name for name in present if not re.fullmatch(ours, name))
+    else:
         raise UsageError(f"{what} {path} already holds files that concept-prune did not write; pass a new or empty folder")
-    foreign = sorted(present - owned - {OWNER_MARK})
     if foreign:
         raise UsageError(f"{what} {path} holds {foreign[0]}, which concept-prune did not write there; move it away or pass a new folder")
 
