@@ -225,3 +225,34 @@ def test_speed_benchmark_reports_every_phase_on_the_tiny_model(tmp_path, capsys)
     # float32 on both sides: the masks agree exactly
     assert report["fp32_agreement"]["shared_fraction_of_fp32"] == 1.0
     assert "time to pruned model" in capsys.readouterr().out
+
+
+def test_file_system_refusals_are_one_sentence_and_other_errors_stay_loud(tmp_path, capsys):
+    from utils.errors import run_cli
+
+    def refused(argv):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "results"))
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(refused, [])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: Permission denied (") and "pass a folder you can write to" in err
+    assert err.count("\n") == 1
+
+    def bug(argv):
+        raise FileNotFoundError(2, "No such file or directory", "internal.bin")
+
+    with pytest.raises(FileNotFoundError):  # not the user's input: a real traceback, not a made-up sentence
+        run_cli(bug, [])
+
+
+def test_more_steps_than_the_scheduler_was_trained_with_is_one_sentence(mini_sd_dir, tmp_path, capsys):
+    res = tmp_path / "results"
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("wanda", ["--model_id", str(mini_sd_dir), "--num_inference_steps", "5000", "--res_path", str(res), "--target", "parachute"])
+    assert exit_info.value.code == 2
+    assert "--num_inference_steps 5000 exceeds the 1000 timesteps the model's scheduler was trained with" in capsys.readouterr().err
+    assert not res.exists()
+    with pytest.raises(SystemExit):
+        run_script("wanda", ["--model_id", str(mini_sd_dir), "--res_path", str(tmp_path / ("x" * 300)), "--target", "parachute"])
+    assert "more than a file system's 255" in capsys.readouterr().err

@@ -321,10 +321,14 @@ def check_sampling_config(config: dict[str, Any]) -> None:
 
 
 def check_res_path(res_path: Any) -> None:
-    """Raise UsageError when the results folder is not given or names an existing file."""
+    """Raise UsageError when the results folder is not given, has a name longer than a file system
+    takes, or names (or lies under) an existing file."""
     if res_path is None or not str(res_path).strip():
         raise UsageError("no results folder given; pass --res_path with a folder name")
     path = Path(str(res_path)).expanduser()
+    long_part = next((part for part in path.parts if len(part.encode("utf-8")) > 255), None)
+    if long_part is not None:
+        raise UsageError(f"--res_path has a folder name of {len(long_part.encode('utf-8'))} bytes, more than a file system's 255; pass a shorter one")
     if path.exists() and not path.is_dir():
         raise UsageError(f"--res_path {res_path} is an existing file; pass a folder")
     blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
