@@ -112,6 +112,7 @@ def test_floats_are_written_in_scientific_notation_and_read_back():
         (["--res_path", "{file}"], "is an existing file; pass a folder"),
         (["--res_path", "{file}/results"], "which is a file; pass a folder"),
         (["--res_path", ""], "no results folder given"),
+        (["--model_id", "{file}"], "is a file, not a diffusers folder"),
     ],
 )
 def test_bad_values_raise_one_clear_sentence(argv, fragment, tmp_path):

@@ -256,3 +256,17 @@ def test_more_steps_than_the_scheduler_was_trained_with_is_one_sentence(mini_sd_
     with pytest.raises(SystemExit):
         run_script("wanda", ["--model_id", str(mini_sd_dir), "--res_path", str(tmp_path / ("x" * 300)), "--target", "parachute"])
     assert "more than a file system's 255" in capsys.readouterr().err
+
+
+def test_any_target_name_writes_one_folder_of_its_own_inside_the_results(mini_sd_dir, prompt_files, tmp_path):
+    base, target = prompt_files(["a room"], ["a parachute in a room"])
+    res = tmp_path / "results"
+    names = ["..", "梵高", "莫奈", "y" * 300]
+    for name in names:
+        run_script("save_union_over_time", ["--model_id", str(mini_sd_dir), "--num_inference_steps", "2", "--res_path", str(res),
+                                            "--target", name, "--base_prompts", base, "--target_prompts", target, "--timesteps", "1"])
+    folders = sorted((res / "mini-sd").iterdir())
+    assert len(folders) == len(names) and sorted(p.name for p in tmp_path.iterdir()) == ["base.txt", "results", "target.txt"]
+    for folder in folders:
+        _, meta = load_prune_mask(folder / "pruned" / "sr0.01_tau1_sel0" / "prune_mask.safetensors")
+        assert meta["targets"][0] in names

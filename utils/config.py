@@ -417,6 +417,8 @@ def check_model_id(model_id: str) -> None:
     looks_like_path = model_id.startswith((".", "/", "~")) or model_id.count("/") > 1 or path.exists()
     if not looks_like_path:
         return
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--model_id {model_id} is a file, not a diffusers folder; pass the folder that holds model_index.json, or a hub id")
     if not path.is_dir():
         raise UsageError(f"model folder {model_id} does not exist; pass a diffusers folder or a hub id with --model_id")
     if not (path / "model_index.json").is_file():

@@ -112,6 +112,8 @@ def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component
             param = module.get_parameter(name)
         except AttributeError:
             raise UsageError(f"the mask names {name}, which {type(module).__name__} does not have; use the model the mask was made for") from None
+        if m.dtype != torch.bool:
+            raise UsageError(f"the mask of {name} is {str(m.dtype).removeprefix('torch.')}, not bool; pass bool masks (True = set to zero)")
         if param.shape != m.shape:
             raise UsageError(f"the mask of {name} has shape {tuple(m.shape)}, the model's is {tuple(param.shape)}; use the model the mask was made for")
         m = m.to(param.device)
