@@ -169,23 +169,31 @@ def typed_value(key: str, value: Any, kind: type, where: str) -> Any:
         raise bad from None
 
 
-def check_concept_defaults(table: Any, where: str = "the config") -> dict[str, dict[str, Any]]:
-    """The ``concept_defaults`` table checked: concept kind -> {skill_ratio, timesteps, select_ratio},
-    each value converted and in its range. Raise UsageError for anything else."""
+def _check_table(name: str, table: Any, allowed: list[str] | tuple[str, ...], maps: str, example: str, where: str) -> dict[str, dict[str, Any]]:
+    """A nested table (``name``: key -> mapping of settings) checked: every entry a mapping (or None) of
+    ``allowed`` option keys, each value converted to its option's type. ``maps`` and ``example`` word
+    the error. Raise UsageError naming the entry otherwise."""
     if table is None:
         return {}
     if not isinstance(table, dict):
-        raise UsageError(f"{where}: concept_defaults must map concept kinds to settings, e.g. {{art: {{skill_ratio: 1.0e-02, timesteps: 10}}}}")
+        raise UsageError(f"{where}: {name} must map {maps} to settings, e.g. {{{example}}}")
     checked = {}
-    for kind, settings in table.items():
+    for key, settings in table.items():
         if settings is not None and not isinstance(settings, dict):
-            raise UsageError(f"{where}: concept_defaults of {kind} must be a mapping of settings, e.g. {{skill_ratio: 1.0e-02, timesteps: 10}}")
-        unknown = sorted(str(k) for k in set(settings or {}) - set(HYPERPARAMETER_KEYS))
+            raise UsageError(f"{where}: {name} of {key} must be a mapping of settings, e.g. {example.split(': ', 1)[1]}")
+        unknown = sorted(str(k) for k in set(settings or {}) - set(allowed))
         if unknown:
-            raise UsageError(f"{where}: concept_defaults of {kind} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(HYPERPARAMETER_KEYS)}")
-        entry = {key: typed_value(f"concept_defaults.{kind}.{key}", value, OPTIONS[key][0], where) for key, value in (settings or {}).items()}
+            raise UsageError(f"{where}: {name} of {key} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(allowed)}")
+        checked[str(key)] = {k: typed_value(f"{name}.{key}.{k}", v, OPTIONS[k][0], where) for k, v in (settings or {}).items()}
+    return checked
+
+
+def check_concept_defaults(table: Any, where: str = "the config") -> dict[str, dict[str, Any]]:
+    """The ``concept_defaults`` table checked: concept kind -> {skill_ratio, timesteps, select_ratio},
+    each value converted and in its range. Raise UsageError for anything else."""
+    checked = _check_table("concept_defaults", table, HYPERPARAMETER_KEYS, "concept kinds", "art: {skill_ratio: 1.0e-02, timesteps: 10}", where)
+    for kind, entry in checked.items():
         check_hyperparameters(entry, f"{where}: concept_defaults of {kind}: ")
-        checked[str(kind)] = entry
     return checked
 
 
@@ -237,19 +245,7 @@ def check_model_defaults(table: Any, where: str = "the config") -> dict[str, dic
     """The YAML's ``model_defaults`` checked: model id -> mapping of known option keys, each value
     converted to its option's type (None: no entry). Raise UsageError for anything else, whichever
     model runs."""
-    if table is None:
-        return {}
-    if not isinstance(table, dict):
-        raise UsageError("model_defaults must map model ids to settings, e.g. {demo/model: {guidance_scale: 5.0}}")
-    checked = {}
-    for model, settings in table.items():
-        if settings is not None and not isinstance(settings, dict):
-            raise UsageError(f"model_defaults of {model} must be a mapping of settings, e.g. {{guidance_scale: 5.0}}")
-        unknown = sorted(str(k) for k in set(settings or {}) - set(MODEL_DEFAULT_KEYS))
-        if unknown:
-            raise UsageError(f"model_defaults of {model} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(MODEL_DEFAULT_KEYS)}")
-        checked[str(model)] = {key: typed_value(f"model_defaults.{model}.{key}", value, OPTIONS[key][0], where) for key, value in (settings or {}).items()}
-    return checked
+    return _check_table("model_defaults", table, MODEL_DEFAULT_KEYS, "model ids", "demo/model: {guidance_scale: 5.0}", where)
 
 
 def apply_model_defaults(config: dict[str, Any], args: argparse.Namespace, fallback_model: str | None = None) -> dict[str, Any]:
