@@ -242,7 +242,7 @@ def check_settings(config: dict) -> None:
     """UsageError (one sentence) for a setting of the wrong type or outside its range, whether it came from the
     defaults, a --config file or an option: counts, seeds, ratios, taus, sampling, device and the output path.
     Normalises the list settings in place (taus become text)."""
-    from demo.checks import device_name, integer, number, output_file
+    from demo.checks import device_name, integer, number
     from utils.errors import UsageError
 
     for key in ("model_id", "judge"):

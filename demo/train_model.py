@@ -226,7 +226,7 @@ def cached_latents(vae, images, cache: Path | None, key: str) -> torch.Tensor:
     Runs that continue one another (--init_from) so skip re-encoding the dataset; ``cache=None``: no cache.
     ``images``: a tensor, or a function that returns one, called only when the cache does not answer
     (so that a continuing run does not render the dataset either)."""
-    from utils.storage import load_tensors, save_tensors
+    from utils.storage import save_tensors
 
     device = next(vae.parameters()).device
     path = cache / f"latents-{vae_fingerprint(vae)}-{key}.safetensors" if cache is not None else None

@@ -6,8 +6,6 @@ the images mean nothing. The tokenizer is our small offline one (token ids stay 
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 
 import torch
 
@@ -37,13 +35,11 @@ def build_random_sd15(device: torch.device, dtype: torch.dtype, seed: int = 0):
     Built directly on the device (fast on a GPU); the PNDM scheduler is SD 1.5's.
     """
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
 
-    from utils.tiny_pipeline import write_tokenizer_files
+    from utils.tiny_pipeline import word_tokenizer
 
-    tok_dir = Path(tempfile.mkdtemp(prefix="sd15-random-tokenizer-"))
-    write_tokenizer_files(tok_dir)
-    tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), model_max_length=77)
+    tokenizer = word_tokenizer()
     torch.manual_seed(seed)
     with torch.device(device):
         unet = sd15_unet()

@@ -61,20 +61,33 @@ def write_tokenizer_files(folder: str | Path) -> int:
     return len(vocab)
 
 
+def word_tokenizer(work_dir: str | Path | None = None):
+    """A ``CLIPTokenizer`` of the small word vocabulary (write_tokenizer_files), loaded from files written
+    in ``work_dir`` (kept), or in a temporary folder that is removed once the tokenizer is in memory."""
+    import tempfile
+
+    from transformers import CLIPTokenizer
+
+    if work_dir is not None:
+        folder = Path(work_dir) / "tokenizer-files"
+        write_tokenizer_files(folder)
+        return CLIPTokenizer.from_pretrained(str(folder), model_max_length=77)
+    with tempfile.TemporaryDirectory(prefix="tiny-tokenizer-") as folder:
+        write_tokenizer_files(Path(folder))
+        return CLIPTokenizer.from_pretrained(folder, model_max_length=77)
+
+
 def build_tiny_pipeline(shape: str = "sd1", seed: int = 0, work_dir: str | Path | None = None):
     """Return a seeded tiny ``StableDiffusionPipeline`` (float32, cpu) of UNet layout ``shape``.
 
     work_dir: folder for the tokenizer files (a temporary one when None).
     """
-    import tempfile
-
     import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
 
-    tok_dir = Path(work_dir or tempfile.mkdtemp(prefix="tiny-tokenizer-")) / "tokenizer-files"
-    vocab_size = write_tokenizer_files(tok_dir)
-    tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), model_max_length=77)
+    tokenizer = word_tokenizer(work_dir)
+    vocab_size = tokenizer.vocab_size
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
