@@ -72,18 +72,26 @@ def test_folders_and_files_follow_the_users_umask(tmp_path):
 
 
 def test_temporary_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
-    # a writer killed during its save leaves ".<name>.<pid>.<random>.tmp"; its pid no longer runs
+    # a writer killed during its save leaves ".<name>.<host>-<pid>.<random>.tmp"; its pid no longer runs
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
-    leftover = tmp_path / f".metrics.json.{dead}.abc123.tmp"
+    from utils.storage import _host
+
+    here = _host()
+    leftover = tmp_path / f".metrics.json.{here}-{dead}.abc123.tmp"
     leftover.write_text("half")
-    leftover_dir = tmp_path / f".metrics.json.{dead}.def456.tmp"
+    leftover_dir = tmp_path / f".metrics.json.{here}-{dead}.def456.tmp"
     leftover_dir.mkdir()
-    alive = tmp_path / f".metrics.json.{os.getppid()}.ghi789.tmp"  # a live writer's file is left alone
+    alive = tmp_path / f".metrics.json.{here}-{os.getppid()}.ghi789.tmp"  # a live writer's file is left alone
     alive.write_text("in progress")
-    other = tmp_path / f".other.json.{dead}.jkl012.tmp"  # another target's: not this write's business
+    elsewhere = tmp_path / f".metrics.json.other-host-{dead}.mno345.tmp"  # another machine's writer: judged by age only
+    elsewhere.write_text("in progress there")
+    old_elsewhere = tmp_path / f".metrics.json.other-host-{dead}.pqr678.tmp"
+    old_elsewhere.write_text("abandoned there")
+    os.utime(old_elsewhere, (0, 0))
+    other = tmp_path / f".other.json.{here}-{dead}.jkl012.tmp"  # another target's: not this write's business
     other.write_text("x")
     write_text(tmp_path / "metrics.json", "{}")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["metrics.json", alive.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["metrics.json", alive.name, elsewhere.name, other.name])
     assert remove_stale_temps(tmp_path / "other.json") == [other]
 
 

@@ -1,9 +1,9 @@
 """Atomic writes: safetensors with JSON metadata, text files and whole folders (temp file, then rename).
 
-Every write goes to a temporary sibling named ``.<name>.<pid>.<random>.tmp`` and is renamed over its
-target once complete, so a reader never sees half a file. A temporary file or folder left behind by
-a killed process (its pid no longer runs on this machine, or it is older than a day) is removed by
-the next successful write of the same target. Files and folders get the user's umask, as ``open``
+Every write goes to a temporary sibling named ``.<name>.<host>-<pid>.<random>.tmp`` and is renamed
+over its target once complete, so a reader never sees half a file. A temporary file or folder left
+behind by a killed process (of this machine, whose pid no longer runs; or of any machine, over a day
+old) is removed by the next successful write of the same target. Files and folders get the user's umask, as ``open``
 would give them. A folder is replaced only when it is ours: empty, or marked by ``OWNER_MARK`` and
 holding nothing but what we wrote.
 
@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -57,15 +58,28 @@ def _pid_running(pid: int) -> bool:
     return True
 
 
+@lru_cache(maxsize=1)
+def _host() -> str:
+    """This machine's name, reduced to letters, digits and ``-`` (it goes into temporary file names)."""
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
 def _is_stale(tmp: Path) -> bool:
-    """Whether a temporary sibling was left by a process that no longer runs (or is over a day old)."""
-    parts = tmp.name.rsplit(".", 3)  # ".<name>", "<pid>", "<random>", "tmp"
+    """Whether a temporary sibling was left by a writer that is gone: one of this machine whose process
+    no longer runs, or any over a day old (a writer on another machine sharing the folder is judged by
+    age alone)."""
+    parts = tmp.name.rsplit(".", 3)  # ".<name>", "<host>-<pid>", "<random>", "tmp"
     try:
-        pid = int(parts[-3])
+        host, pid_text = parts[-3].rsplit("-", 1)
+        pid = int(pid_text)
         age = time.time() - tmp.lstat().st_mtime
     except (ValueError, IndexError, OSError):
         return False
-    return pid != os.getpid() and (not _pid_running(pid) or age > STALE_SECONDS)
+    if age > STALE_SECONDS:
+        return True
+    return host == _host() and pid != os.getpid() and not _pid_running(pid)
 
 
 def remove_stale_temps(path: str | Path) -> list[Path]:
@@ -90,7 +104,7 @@ def glob_escape(name: str) -> str:
 
 
 def _temp_prefix(path: Path) -> str:
-    return f".{path.name}.{os.getpid()}."
+    return f".{path.name}.{_host()}-{os.getpid()}."
 
 
 def _temp_path(path: Path) -> Path:
