@@ -36,7 +36,7 @@ def artist_samples(config: dict) -> list:
 def main(argv=None) -> None:
     """Parse ``argv``, generate the artist prompts with the original and edited models, score them."""
     args = build_bench_parser(__doc__.splitlines()[0], SPECIFIC).parse_args(argv)
-    config = resolve_bench_config(args, SPECIFIC)
+    config = resolve_bench_config(args, SPECIFIC, "artist_erasure")
     samples = limit_samples(artist_samples(config), config.get("limit"))
 
     from utils.bench_harness import run_and_report

@@ -24,7 +24,7 @@ SPECIFIC = ("clip_model", "coco_captions", "coco_images", "fid_weights")
 def main(argv=None) -> None:
     """Parse ``argv``, generate the captions with the original and edited models, score them."""
     args = build_bench_parser(__doc__.splitlines()[0], SPECIFIC, target="optional").parse_args(argv)
-    config = resolve_bench_config(args, SPECIFIC)
+    config = resolve_bench_config(args, SPECIFIC, "eval_coco")
     captions = config.get("prompts") or config.get("coco_captions")
     if not captions:
         raise UsageError("pass the COCO captions with --coco_captions FILE (a CSV case_number,prompt,evaluation_seed or a text file)")

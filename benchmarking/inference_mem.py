@@ -3,7 +3,8 @@
 --dataset_path: a folder with prompts.csv (case_number,prompt) and the memorized image of each case
 as <case_number>.png or .jpg. With --target memorize_<i> and a case i in the folder only that case is
 evaluated; otherwise every case. Each prompt is generated with --num_seeds seeds (10 in the paper);
-metrics are averaged over seeds, then over prompts. --sscd_model: the SSCD torchscript file.
+metrics are averaged over seeds, then over prompts. --sscd_model: the SSCD torchscript file;
+--sscd_preprocessing: resize320-imagenet (project) or resize256-crop224-mean0.5 (the paper's code).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from utils.bench_config import build_bench_parser, resolve_bench_config  # noqa:
 from utils.errors import UsageError, run_cli  # noqa: E402
 from utils.prompt_sets import expand_seeds, limit_samples, read_prompt_file  # noqa: E402
 
-SPECIFIC = ("clip_model", "dataset_path", "sscd_model", "num_seeds")
+SPECIFIC = ("clip_model", "dataset_path", "sscd_model", "num_seeds", "sscd_preprocessing")
 PAPER_SEEDS = 10
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -40,10 +41,23 @@ def memorized_set(folder: str | None, target: str, seed: int):
     return samples, references
 
 
+def sscd_options(evaluator_class, config: dict) -> dict:
+    """The SSCD keyword the evaluator takes (``sscd_preprocessing``); none when it takes none and the
+    project's preprocessing is asked for, UsageError when another one is asked for that it cannot apply."""
+    import inspect
+
+    chosen = config.get("sscd_preprocessing") or "resize320-imagenet"
+    if "sscd_preprocessing" in inspect.signature(evaluator_class).parameters:
+        return {"sscd_preprocessing": chosen}
+    if chosen != "resize320-imagenet":
+        raise UsageError(f"this version's SSCD evaluator applies only resize320-imagenet, not --sscd_preprocessing {chosen}; pass --sscd_preprocessing resize320-imagenet")
+    return {}
+
+
 def main(argv=None) -> None:
     """Parse ``argv``, generate the memorized prompts over seeds with both models, score copying."""
     args = build_bench_parser(__doc__.splitlines()[0], SPECIFIC).parse_args(argv)
-    config = resolve_bench_config(args, SPECIFIC)
+    config = resolve_bench_config(args, SPECIFIC, "inference_mem")
     if not config.get("sscd_model") or not Path(config["sscd_model"]).is_file():
         raise UsageError("pass the SSCD torchscript model with --sscd_model FILE (e.g. sscd_disc_mixup.torchscript.pt)")
     samples, references = memorized_set(config.get("dataset_path"), config["target"], int(config["seed"]))
@@ -53,7 +67,7 @@ def main(argv=None) -> None:
     from utils.bench_harness import run_and_report
     from utils.bench_metrics import MemorizationEvaluator
 
-    evaluator = MemorizationEvaluator(config["sscd_model"], config["clip_model"], references)
+    evaluator = MemorizationEvaluator(config["sscd_model"], config["clip_model"], references, **sscd_options(MemorizationEvaluator, config))
     run_and_report("inference_mem", config, samples, evaluator, config["target"])
 
 

@@ -22,7 +22,7 @@ SPECIFIC = ("eval_dataset", "nudity_threshold")
 def main(argv=None) -> None:
     """Parse ``argv``, generate the prompt set with the original and edited models, count nudity."""
     args = build_bench_parser(__doc__.splitlines()[0], SPECIFIC, target="optional").parse_args(argv)
-    config = resolve_bench_config(args, SPECIFIC)
+    config = resolve_bench_config(args, SPECIFIC, "nudity_eval")
     config["target"] = config.get("target") or "naked"
     dataset = str(config.get("prompts") or config["eval_dataset"])
     samples = limit_samples(load_eval_dataset(dataset, int(config["seed"])), config.get("limit"))

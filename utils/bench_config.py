@@ -1,8 +1,14 @@
 """Options of the benchmarking/ scripts: YAML defaults (configs/benchmark_config.yaml) + argparse.
 
 Every benchmark shares the sampling options of the wanda scripts and the ``COMMON`` keys
-(method, checkpoint, output); each script adds the keys of its own evaluator from ``SPECIFIC``.
+(method, checkpoint, output, protocol); each script adds the keys of its own evaluator from ``SPECIFIC``.
 The YAML file may hold any key of either table; a script ignores the keys it does not use.
+
+Protocols: ``--protocol paper | project`` picks a preset from the YAML's ``protocols`` table
+(``protocols: {<name>: {all: {...}, <benchmark>: {...}}}``). A value is taken from, in rising order:
+the YAML's top-level defaults, the preset's ``all`` section, the preset's section of this benchmark,
+the options typed on the command line. The resolved config records the protocol's name (``protocol``).
+A config file without a ``protocols`` table uses the presets of the shipped file.
 No torch import here, so ``--help`` and bad input answer at once.
 """
 from __future__ import annotations
@@ -19,6 +25,7 @@ from utils.config import (
     check_sampling_config,
     load_yaml_config,
     merge_options,
+    typed_value,
 )
 from utils.errors import UsageError
 
@@ -33,6 +40,7 @@ COMMON: dict[str, tuple[type, str]] = {
     "grid_rows": (int, "prompts shown in grid.png (original | edited per row)"),
     "out_dir": (str, "results folder of this run (default: results/benchmarks/<model>/<benchmark>/<subject>/<method>)"),
     "prompts": (str, "prompt set: a CSV (case_number,prompt,evaluation_seed,...) or a text file, one prompt a line"),
+    "protocol": (str, "paper | project: a preset of the config's protocols table (see docs/METHOD.md); options you type win over it"),
 }
 SPECIFIC: dict[str, tuple[type, str]] = {
     "clip_model": (str, "CLIP model (hub id or local folder) for CLIP scores and zero-shot gender"),
@@ -47,9 +55,15 @@ SPECIFIC: dict[str, tuple[type, str]] = {
     "fid_weights": (str, "pt_inception-2015-12-05 weights file for FID (pytorch-fid)"),
     "dataset_path": (str, "memorization set: a folder with prompts.csv (case_number,prompt) and <case_number>.png/.jpg"),
     "sscd_model": (str, "SSCD torchscript file (e.g. sscd_disc_mixup.torchscript.pt)"),
+    "sscd_preprocessing": (str, "SSCD image preprocessing: resize320-imagenet (project) | resize256-crop224-mean0.5 (paper)"),
+    "professions": (str, "gender: a text file of professions, one a line (default datasets/winobias_professions.txt)"),
 }
-BENCH_FLAGS = {"safety_checker": FLAGS["safety_checker"]}
-KNOWN_KEYS = set(SAMPLING_KEYS) | set(COMMON) | set(SPECIFIC) | set(BENCH_FLAGS)
+BENCH_FLAGS = {"safety_checker": "run the pipeline's safety checker (--no_safety_checker: off; default: the protocol's choice)"}
+KNOWN_KEYS = set(SAMPLING_KEYS) | set(COMMON) | set(SPECIFIC) | set(BENCH_FLAGS) | {"protocols"}
+PROTOCOL_ALL = "all"  # the section of a protocol preset that every benchmark takes
+BENCHMARKS = ("artist_erasure", "nudity_eval", "object_erase", "gender_reversal", "eval_coco", "inference_mem")
+DEFAULT_PROTOCOL = "project"
+SSCD_PREPROCESSINGS = ("resize320-imagenet", "resize256-crop224-mean0.5")
 
 
 def _options(specific: tuple[str, ...]) -> dict[str, tuple[type, str]]:
@@ -65,6 +79,7 @@ def build_bench_parser(description: str, specific: tuple[str, ...], target: str 
     target: ``required`` / ``optional`` adds ``--target`` (the erased concept), ``none`` does not.
     """
     parser = build_parser(description, concept_args="none", options=_options(specific), flags=BENCH_FLAGS, default_config=BENCH_CONFIG)
+    parser.add_argument("--no_safety_checker", dest="safety_checker", action="store_false", default=None, help="generate without the safety checker, whatever the protocol says")
     if target != "none":
         parser.add_argument("--target", required=target == "required", default=None, help="the erased concept, e.g. 'Van Gogh', naked, parachute, male")
     return parser
@@ -76,14 +91,68 @@ def yaml_types() -> dict[str, type]:
     return {key: kind for key, (kind, _) in table.items()} | {key: bool for key in BENCH_FLAGS}
 
 
-def resolve_bench_config(args: argparse.Namespace, specific: tuple[str, ...]) -> dict[str, Any]:
-    """The script's config: YAML defaults overridden by the options passed; values checked.
+def check_protocols(table: Any, where: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """The YAML's ``protocols`` table checked: protocol name -> section (``all`` or a benchmark) -> settings,
+    each a known benchmark key converted to its type. Raise UsageError naming the entry otherwise."""
+    if not isinstance(table, dict) or not table:
+        raise UsageError(f"{where}: protocols must map protocol names to presets, e.g. {{paper: {{all: {{model_id: ...}}}}}}")
+    types = yaml_types()
+    checked: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, preset in table.items():
+        if preset is not None and not isinstance(preset, dict):
+            raise UsageError(f"{where}: protocol {name} must map all or a benchmark name to settings")
+        checked[str(name)] = {}
+        for section, settings in (preset or {}).items():
+            if section != PROTOCOL_ALL and section not in BENCHMARKS:
+                raise UsageError(f"{where}: protocol {name} has unknown section {section!r}; use all or one of {', '.join(BENCHMARKS)}")
+            if settings is not None and not isinstance(settings, dict):
+                raise UsageError(f"{where}: protocols.{name}.{section} must be a mapping of settings")
+            unknown = sorted(str(k) for k in (settings or {}) if k not in types or k == "protocol")
+            if unknown:
+                raise UsageError(f"{where}: protocols.{name}.{section} has unknown or misplaced key(s) {', '.join(unknown)}")
+            checked[str(name)][str(section)] = {k: typed_value(f"protocols.{name}.{section}.{k}", v, types[k], where) for k, v in (settings or {}).items()}
+    return checked
 
-    Returns only the keys this script uses (plus ``target`` when it has one).
+
+def protocol_table(yaml_config: dict[str, Any], config_path: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """The presets of ``yaml_config`` (its ``protocols`` table), else those of the shipped BENCH_CONFIG."""
+    if "protocols" in yaml_config:
+        return check_protocols(yaml_config["protocols"], f"config file {config_path}")
+    shipped = load_yaml_config(BENCH_CONFIG, known=KNOWN_KEYS, types=yaml_types())
+    return check_protocols(shipped.get("protocols"), f"config file {BENCH_CONFIG}")
+
+
+def protocol_preset(protocols: dict[str, dict[str, dict[str, Any]]], name: str, benchmark: str | None) -> dict[str, Any]:
+    """The settings protocol ``name`` sets for ``benchmark``: its ``all`` section, then the benchmark's own.
+
+    Raise UsageError, naming the known protocols, when ``name`` is not one of them.
     """
+    if name not in protocols:
+        raise UsageError(f"unknown --protocol {name!r}; choose one of {', '.join(sorted(protocols))}")
+    preset = dict(protocols[name].get(PROTOCOL_ALL) or {})
+    if benchmark is not None:
+        preset.update(protocols[name].get(benchmark) or {})
+    return preset
+
+
+def resolve_bench_config(args: argparse.Namespace, specific: tuple[str, ...], benchmark: str | None = None) -> dict[str, Any]:
+    """The script's config: YAML defaults, then the protocol's preset for ``benchmark``, then the options passed.
+
+    Returns only the keys this script uses (plus ``target`` when it has one, and ``protocol``).
+    ``benchmark`` is the script's name (``artist_erasure``, ...); without it only the preset's ``all``
+    section applies.
+    """
+    if benchmark is not None and benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}")
     yaml_config = load_yaml_config(args.config, known=KNOWN_KEYS, types=yaml_types())
+    name = getattr(args, "protocol", None) or yaml_config.get("protocol") or DEFAULT_PROTOCOL
+    preset = protocol_preset(protocol_table(yaml_config, args.config), name, benchmark)
     options = _options(specific)
-    config = merge_options(args, {k: v for k, v in yaml_config.items() if k in options or k in BENCH_FLAGS}, options, BENCH_FLAGS)
+    wanted = lambda key: key in options or key in BENCH_FLAGS  # noqa: E731
+    merged = {k: v for k, v in yaml_config.items() if wanted(k)}
+    merged.update({k: v for k, v in preset.items() if wanted(k)})
+    config = merge_options(args, merged, options, BENCH_FLAGS)
+    config["protocol"] = name
     if hasattr(args, "target"):
         config["target"] = args.target
     check_bench_config(config)
@@ -114,4 +183,7 @@ def check_bench_config(config: dict[str, Any]) -> None:
     mode = config.get("removal_mode")
     if mode is not None and mode not in ("erase", "keep"):
         raise UsageError(f"--removal_mode must be erase or keep, got {mode!r}")
+    preprocessing = config.get("sscd_preprocessing")
+    if preprocessing is not None and preprocessing not in SSCD_PREPROCESSINGS:
+        raise UsageError(f"--sscd_preprocessing must be one of {', '.join(SSCD_PREPROCESSINGS)}, got {preprocessing!r}")
     config["baseline"] = method
