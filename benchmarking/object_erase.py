@@ -7,6 +7,7 @@ its ImageNet weights (--classifier_weights DEFAULT), or a local state-dict file.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,20 +21,28 @@ SPECIFIC = ("removal_mode", "classifier_weights")
 
 
 def object_samples(config: dict) -> list:
-    """The prompts of the erased class (``erase``) or of every other class (``keep``)."""
-    target, mode = config["target"], config.get("removal_mode") or "erase"
+    """The prompts of the erased class (``erase``) or of every other class (``keep``).
+
+    Class names (``--target`` and the ``class`` column) match ignoring case and surrounding spaces,
+    so ESD's and the paper's Imagenette CSVs ("English springer") load as they are; each sample's
+    class and the target are then spelled as in datasets/objects.txt.
+    """
+    mode = config.get("removal_mode") or "erase"
     classes = object_names()
-    if target not in classes:
-        raise UsageError(f"unknown object {target!r}; the Imagenette classes are {', '.join(classes)}")
+    canonical = {c.strip().lower(): c for c in classes}
+    target = canonical.get(str(config["target"]).strip().lower())
+    if target is None:
+        raise UsageError(f"unknown object {config['target']!r}; the Imagenette classes are {', '.join(classes)}")
+    config["target"] = target
     source = config.get("prompts") or builtin_prompt_file("imagenette_prompts.csv")
     samples = read_prompt_file(source, int(config["seed"]))
     if "class" not in samples[0].extra:
         raise UsageError(f"{source} has no class column; the object benchmark needs case_number,prompt,class,evaluation_seed")
-    strange = sorted({str(s.extra["class"]) for s in samples} - set(classes))
+    strange = sorted({str(s.extra["class"]) for s in samples if str(s.extra["class"]).strip().lower() not in canonical})
     if strange:
         raise UsageError(f"{source} names class(es) {', '.join(strange)} that are not Imagenette classes ({', '.join(classes)})")
-    chosen = select_rows(samples, "class", (lambda c: c == target) if mode == "erase" else (lambda c: c != target))
-    return chosen
+    samples = [replace(s, extra={**s.extra, "class": canonical[str(s.extra["class"]).strip().lower()]}) for s in samples]
+    return select_rows(samples, "class", (lambda c: c == target) if mode == "erase" else (lambda c: c != target))
 
 
 def main(argv=None) -> None:

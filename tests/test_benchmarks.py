@@ -53,6 +53,31 @@ def pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
 
 
+def recipe(path: Path) -> dict:
+    """What made the image at ``path`` (its recorded recipe)."""
+    from utils.bench_harness import read_image
+
+    done, recorded = read_image(path)
+    assert done and recorded is not None
+    return recorded
+
+
+@pytest.fixture
+def generated(monkeypatch):
+    """The harness's pipeline calls, as (prompts, seeds, guidance scale), while still generating."""
+    import utils.bench_harness as harness
+
+    calls = []
+    real = harness.run_pipeline
+
+    def record(pipe, prompts, seeds, config, *args, **kwargs):
+        calls.append((list(prompts), [int(s) for s in seeds], float(config["guidance_scale"])))
+        return real(pipe, prompts, seeds, config, *args, **kwargs)
+
+    monkeypatch.setattr(harness, "run_pipeline", record)
+    return calls
+
+
 def test_prompt_files_ecosystem_csv_text_and_errors(tmp_path):
     csv_file = tmp_path / "set.csv"
     csv_file.write_text("case_number,prompt,evaluation_seed,class\n7,a cat,42,tench\n9,\"a dog, running\",5,golf ball\n")
@@ -66,8 +91,8 @@ def test_prompt_files_ecosystem_csv_text_and_errors(tmp_path):
     assert [s.prompt for s in read_prompt_file(text, 1)] == ["first", "second"]
     for body, message in [
         ("case_number,text_column\n1,a\n", "no prompt column"),
-        ("prompt,evaluation_seed\na,1,extra\n", "more fields than its header"),
-        ("case_number,prompt\n1,a\n1,b\n", "repeats case_number 1"),
+        ("prompt,evaluation_seed\na,1,extra\n", "line 2, column 3: the row has 3 fields, more than the header's 2"),
+        ("case_number,prompt\n1,a\n1,b\n", "line 3, column case_number: repeats case_number 1"),
         ("prompt,evaluation_seed\na,notanumber\n", "not an integer"),
     ]:
         bad = tmp_path / "bad.csv"
@@ -149,14 +174,15 @@ def test_resume_skips_images_on_disk_and_limit_extends(mini_sd_dir, strong_mask,
         assert new["edited"]["p_male"] == pytest.approx(old["edited"]["p_male"], abs=1e-5)
 
 
-def test_changed_settings_refuse_to_resume(mini_sd_dir, tmp_path, capsys):
+def test_a_changed_guidance_regenerates_every_image(mini_sd_dir, tmp_path, generated):
     prompts = tmp_path / "p.txt"
     prompts.write_text("a photo of a cat\n")
     out = tmp_path / "nude"
     bench("nudity_eval", common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts)))
-    with pytest.raises(SystemExit) as exit_info:
-        bench("nudity_eval", common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts), "--guidance_scale", "3.0"))
-    assert exit_info.value.code == 2 and "other settings (guidance_scale)" in capsys.readouterr().err
+    bench("nudity_eval", common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts), "--guidance_scale", "3.0"))
+    assert generated == [(["a photo of a cat"], [0], 7.5), (["a photo of a cat"], [0], 3.0)]
+    assert recipe(out / "original" / "0.png")["guidance_scale"] == 3.0
+    assert read_metrics(out)["per_prompt"][0]["guidance_scale"] == 3.0
 
 
 def test_nudity_benchmark_with_the_real_nudenet_and_sd_baseline(mini_sd_dir, tmp_path):
@@ -319,7 +345,7 @@ def test_a_case_number_outside_the_run_folder_is_refused_and_nothing_is_written(
     prompts.write_text(f"case_number,prompt,evaluation_seed\n{case},a cat,1\n")
     out = tmp_path / "runs" / "deep" / "run"
     before = files_under(tmp_path)
-    refused("nudity_eval", common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts)), "row 1 has case_number", capsys)
+    refused("nudity_eval", common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts)), "line 2, column case_number: case_number", capsys)
     assert files_under(tmp_path) == before and not Path("/tmp/concept-prune-escaped.png").exists()
 
 
@@ -430,16 +456,16 @@ def test_an_out_dir_that_is_a_file_or_a_foreign_folder_is_refused_and_left_alone
     check_run_dir(tmp_path / "finder")  # a folder with only hidden entries counts as empty
 
 
-def test_a_run_folder_of_another_benchmark_prompt_set_or_seed_is_not_resumed(tmp_path):
+def test_only_a_run_folder_of_another_benchmark_is_refused(tmp_path):
     from utils.bench_harness import _check_resume
     from utils.config import dump_yaml
 
     settings = {"model_id": "m", "baseline": "sd", "benchmark": "artist_erasure", "subject": "Monet", "seed": 0, "prompts": "a.csv"}
     (tmp_path / "config.yaml").write_text(dump_yaml(settings))
-    _check_resume(tmp_path, dict(settings))
-    for key, value in [("benchmark", "nudity_eval"), ("prompts", "b.csv"), ("seed", 3), ("subject", "Van Gogh")]:
-        with pytest.raises(UsageError, match=f"other settings \\({key}\\)"):
-            _check_resume(tmp_path, dict(settings, **{key: value}))
+    for key, value in [("prompts", "b.csv"), ("seed", 3), ("subject", "Van Gogh"), ("guidance_scale", 3.0)]:
+        _check_resume(tmp_path, dict(settings, **{key: value}))  # the images record what made them: regenerated, not refused
+    with pytest.raises(UsageError, match="holds a run of another benchmark \\(artist_erasure\\)"):
+        _check_resume(tmp_path, dict(settings, benchmark="nudity_eval"))
     (tmp_path / "config.yaml").write_text("[unclosed")
     with pytest.raises(UsageError, match="is not the config.yaml of a benchmark run"):
         _check_resume(tmp_path, dict(settings))
@@ -485,4 +511,4 @@ def test_a_benchmark_config_value_of_the_wrong_type_is_one_sentence(mini_sd_dir,
 def test_an_object_prompt_set_row_without_a_class_is_one_sentence(mini_sd_dir, strong_mask, tmp_path, capsys, no_generation):
     prompts = tmp_path / "objects.csv"
     prompts.write_text("case_number,prompt,class\n0,a fish,tench\n1,a thing\n")
-    refused("object_erase", common(mini_sd_dir, tmp_path / "out", "--target", "tench", "--prompts", str(prompts), "--ckpt_name", str(strong_mask)), "names class(es) None", capsys)
+    refused("object_erase", common(mini_sd_dir, tmp_path / "out", "--target", "tench", "--prompts", str(prompts), "--ckpt_name", str(strong_mask)), "objects.csv line 3, column class: the row has 2 fields", capsys)

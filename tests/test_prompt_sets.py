@@ -11,7 +11,7 @@ from utils.prompt_sets import MAX_SEED, Sample, expand_seeds, read_prompt_file
 def test_a_case_number_that_is_not_a_plain_file_name_is_refused_with_its_row(tmp_path, case):
     prompts = tmp_path / "set.csv"
     prompts.write_text(f"case_number,prompt\nok-1,a cat\n{case},a dog\n", encoding="utf-8")
-    with pytest.raises(UsageError, match="row 2 has case_number") as info:
+    with pytest.raises(UsageError, match="set.csv line 3, column case_number: case_number") as info:
         read_prompt_file(prompts, 0)
     assert "\n" not in str(info.value)
 
@@ -21,7 +21,7 @@ def test_plain_case_numbers_are_kept_and_case_insensitive_repeats_refused(tmp_pa
     prompts.write_text("case_number,prompt\n7,a\nA-1.b_2,b\n")
     assert [s.key for s in read_prompt_file(prompts, 0)] == ["7", "A-1.b_2"]
     prompts.write_text("case_number,prompt\nAb,a\naB,b\n")
-    with pytest.raises(UsageError, match="repeats case_number aB"):
+    with pytest.raises(UsageError, match="line 3, column case_number: repeats case_number aB"):
         read_prompt_file(prompts, 0)
 
 
@@ -29,7 +29,7 @@ def test_plain_case_numbers_are_kept_and_case_insensitive_repeats_refused(tmp_pa
 def test_a_seed_that_is_not_a_whole_number_in_range_is_refused_with_its_row(tmp_path, seed):
     prompts = tmp_path / "set.csv"
     prompts.write_text(f"prompt,evaluation_seed\na cat,3\na dog,{seed}\n")
-    with pytest.raises(UsageError, match=r"row 2: seed .* fix the file's seed column"):
+    with pytest.raises(UsageError, match=r"set.csv line 3, column evaluation_seed: seed .* fix the file's seed column"):
         read_prompt_file(prompts, 0)
 
 

@@ -3,7 +3,7 @@
 ``run_benchmark`` takes the resolved config, the prompt set and an ``Evaluator`` and:
 
 0. checks everything it will need before it writes or generates anything: the run folder
-   (``--out_dir`` must be a folder, empty, new or an earlier run of the same benchmark and settings),
+   (``--out_dir`` must be a folder, empty, new or an earlier run of the same benchmark),
    the image names (each inside the run folder, unique), the edit (``baselines.check_edit``: the
    checkpoint is readable, and ``check_edit_fits``: its tensors fit the model) and the judge
    (``Evaluator.check``: its model loads);
@@ -12,8 +12,8 @@
    so every image comes out of the same batch whatever the number of processes;
 2. generates the images missing from ``original/`` and then ``edited/`` (each model is loaded once,
    only when it has work, and freed before the next; ``--baseline sd`` generates once), each image
-   with its prompt's own seed, saved as ``<key>.png``: a rerun resumes where it stopped (an image
-   counts as done only when it decodes fully; a damaged one, e.g. of a killed run, is made again);
+   with its prompt's own seed and guidance scale (see below), saved as ``<key>.png``: a rerun
+   resumes where it stopped (see "Resuming");
 3. scores every image read back from disk, batch by batch, and gathers the per-prompt values on
    rank 0, which writes ``metrics.json`` (schema below), ``grid.png`` and ``config.yaml``.
 
@@ -28,7 +28,29 @@ metrics.json::
      "versions": {package: version}}
 
 Nothing in it depends on the number of processes, so a run on 8 GPUs writes the file a
-one-process run writes.
+one-process run writes. ``per_prompt`` records the guidance scale each image was made with
+(``guidance_scale``); ``settings.guidance_source`` says whether it came from the prompt set.
+
+Guidance: a prompt set that carries a guidance scale per prompt (``evaluation_guidance``,
+``sd_guidance_scale``; ``Sample.guidance``) is generated with it, as ESD and UCE do, unless
+``--guidance_scale`` was typed on the command line (``"guidance_scale"`` in the config's
+``typed_options``, the option names the user typed); prompts without one use ``guidance_scale``.
+A batch that mixes guidance scales is generated in one pipeline call per scale.
+
+Resuming: every image records what made it, as JSON in a PNG text chunk named ``concept-prune``
+(``recipe``): the prompt text, seed, guidance scale, steps, height and width, dtype, device type,
+safety checker, the model id and the SHA-256 content digest of its folder (a local folder or the
+hub id's snapshot in the Hugging Face cache), and the edit (method, checkpoint path and its
+content digest). File digests are cached by (path, size, mtime) in ``<res_path>/.cache`` (in the
+run folder's ``.cache`` with ``--out_dir``), so an unchanged model costs one ``stat`` per file.
+A rerun reuses an image only when all of this matches (the model and the checkpoint are compared
+by content when both digests are known, else by id and path); any other image, one without a
+record (made before records were kept), and a damaged one (e.g. cut off by a kill) is generated
+again, and the run logs how many and which settings differed. So a rerun with another prompt
+file, prompt text, ``--seed``, guidance, size, dtype, device, model or edit in the same folder
+regenerates exactly the images those settings change (an edit of another checkpoint keeps the
+originals). The only setting still refused is another benchmark: a run folder holds one
+benchmark's run.
 """
 from __future__ import annotations
 
@@ -53,11 +75,13 @@ from utils.storage import save_image, write_text
 log = logging.getLogger(__name__)
 
 FORMAT = "concept-prune benchmark metrics v1"
-GENERATION_KEYS = ("model_id", "baseline", "ckpt_name", "num_inference_steps", "guidance_scale", "height", "width", "dtype", "safety_checker")
-# Settings that decide which prompt and seed an image name stands for: a resumed run must share them.
-PROMPT_KEYS = ("benchmark", "subject", "seed", "prompts", "eval_dataset", "coco_captions", "dataset_path")
 RUN_FILES = ("config.yaml", "metrics.json", "grid.png")
-SETTING_KEYS = ("model_id", "num_inference_steps", "guidance_scale", "seed", "height", "width", "device", "dtype", "batch_size", "safety_checker")
+# Recorded in metrics.json's settings; "protocol" only when the config has one.
+SETTING_KEYS = ("model_id", "num_inference_steps", "guidance_scale", "seed", "height", "width", "device", "dtype", "batch_size", "safety_checker", "protocol")
+RECIPE_CHUNK = "concept-prune"  # the PNG text chunk holding what made an image (JSON)
+RECIPE_FORMAT = 1
+# Compared by content when both sides know it, else by the id or path next to it.
+CONTENT_KEYS = {"model_digest": "model_id", "edit_digest": "edit_file"}
 VERSIONED_PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "accelerate", "safetensors", "nudenet", "pytorch-fid")
 
 
@@ -122,22 +146,120 @@ def image_path(folder: Path, sample: Sample) -> Path:
     return path
 
 
-def image_done(path: Path) -> bool:
-    """True when ``path`` is an image that decodes fully; a damaged one (e.g. cut off by a kill) is logged and not done.
+def read_image(path: Path) -> tuple[bool, dict[str, Any] | None]:
+    """(whether ``path`` is an image that decodes fully, the recipe recorded in it or None).
 
+    A missing image is (False, None); a damaged one (e.g. cut off by a kill) is logged and (False, None).
     Raises UsageError when something other than a file (e.g. a folder) has the image's name.
     """
     if not path.exists():
-        return False
+        return False, None
     if not path.is_file():
         raise UsageError(f"{path} is not a file but should be a generated image; move it away and run again")
     try:
         with Image.open(path) as image:
             image.load()
-        return True
+            text = getattr(image, "text", {}).get(RECIPE_CHUNK)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         log.warning("%s is damaged (%s); generating it again", path, str(err)[:80])
-        return False
+        return False, None
+    try:
+        recipe = json.loads(text) if text else None
+    except ValueError:
+        recipe = None
+    return True, recipe if isinstance(recipe, dict) else None
+
+
+def image_done(path: Path) -> bool:
+    """True when ``path`` is an image that decodes fully (whatever made it); see ``read_image``."""
+    return read_image(path)[0]
+
+
+def recipe_differences(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """The settings in which an image's recorded recipe ``old`` differs from ``new`` (``recipe`` when none is recorded).
+
+    A model or checkpoint is compared by its content digest when both recipes have one, else by its id or path.
+    """
+    if old is None:
+        return ["recipe"]
+    skip = {named for digest, named in CONTENT_KEYS.items() if old.get(digest) and new.get(digest)}
+    skip |= {digest for digest in CONTENT_KEYS if not (old.get(digest) and new.get(digest))}
+    keys = [k for k in dict.fromkeys([*new, *old]) if k not in skip]
+    return [k for k in keys if old.get(k) != new.get(k)]
+
+
+def content_digest(path: str | None, cache) -> str | None:
+    """SHA-256 content digest of a file, or of every file under a folder (``fingerprint.folder_digest``); None for None."""
+    if not path:
+        return None
+    from utils.fingerprint import folder_digest
+
+    target = Path(path).expanduser()
+    return folder_digest(target, cache) if target.is_dir() else cache.digest(target)
+
+
+def digest_cache(config: dict[str, Any], run_dir: Path):
+    """The file-digest cache: under ``res_path`` for runs in the results tree, in the run folder with ``--out_dir``."""
+    from utils.fingerprint import CACHE_NAME, DigestCache
+
+    root = run_dir if config.get("out_dir") else Path(str(config.get("res_path") or "results"))
+    return DigestCache(root / CACHE_NAME)
+
+
+def model_digest(model_id: str, cache) -> str | None:
+    """Content digest of the model's folder (a local folder or the hub id's cached snapshot); None when not on disk."""
+    from utils.fingerprint import model_folder
+
+    folder = model_folder(str(model_id))
+    return content_digest(str(folder), cache) if folder is not None else None
+
+
+def folder_recipes(config: dict[str, Any], run_dir: Path) -> dict[str, dict[str, Any]]:
+    """What every image of ``original/`` and of ``edited/`` shares: sampling settings, model and edit.
+
+    ``config`` holds the resolved settings (``device`` as a device type, ``dtype`` by name).
+    """
+    cache = digest_cache(config, run_dir)
+    shared = {key: config.get(key) for key in ("num_inference_steps", "height", "width", "dtype", "device")}
+    shared["safety_checker"] = bool(config.get("safety_checker"))
+    shared.update(model_id=str(config["model_id"]), model_digest=model_digest(config["model_id"], cache))
+    original = {**shared, "method": "sd", "edit_file": None, "edit_digest": None}
+    ckpt = config.get("ckpt_name")
+    edited = {**shared, "method": config["baseline"], "edit_file": str(ckpt) if ckpt else None, "edit_digest": content_digest(ckpt, cache)}
+    cache.save()
+    return {"original": original, "edited": original if config["baseline"] == "sd" else edited}
+
+
+def guidance_typed(config: dict[str, Any]) -> bool:
+    """Whether ``--guidance_scale`` was typed on the command line (``typed_options`` of the config)."""
+    return "guidance_scale" in (config.get("typed_options") or ())
+
+
+def sample_guidance(sample: Sample, config: dict[str, Any]) -> float:
+    """The guidance scale of ``sample``: the prompt set's own, unless --guidance_scale was typed; else the config's."""
+    if sample.guidance is not None and not guidance_typed(config):
+        return float(sample.guidance)
+    return float(config["guidance_scale"])
+
+
+def image_recipe(shared: dict[str, Any], sample: Sample, config: dict[str, Any]) -> dict[str, Any]:
+    """Everything that made the image of ``sample``: its prompt, seed and guidance plus its folder's ``shared`` recipe."""
+    recipe = {"format": RECIPE_FORMAT, "prompt": sample.prompt, "seed": int(sample.seed), "guidance_scale": sample_guidance(sample, config), **shared}
+    return json.loads(json.dumps(recipe))  # as it reads back from the file
+
+
+class _RecordedImage:
+    """A PIL image that ``storage.save_image`` writes (atomically) as a PNG with ``recipe`` in a text chunk."""
+
+    def __init__(self, image: Image.Image, recipe: dict[str, Any]) -> None:
+        self.image, self.text = image, json.dumps(recipe, sort_keys=True)
+
+    def save(self, fp, format=None) -> None:  # noqa: A002 (PIL's name)
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text(RECIPE_CHUNK, self.text)
+        self.image.save(fp, format=format, pnginfo=info)
 
 
 def check_keys(samples: Sequence[Sample]) -> None:
@@ -212,9 +334,10 @@ def _quiet_loading_bars() -> None:
 
 
 def _check_resume(run_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse to mix images of other generation settings, another benchmark or another prompt set into a resumed run.
+    """Refuse a run folder that holds another benchmark's run (or a config.yaml that is not a run's).
 
-    ``config`` holds the resolved settings plus ``benchmark`` and ``subject``.
+    Every other setting may change: each image records what made it, and images made otherwise are
+    generated again (module docstring, "Resuming"). ``config`` holds ``benchmark``.
     """
     saved = run_dir / "config.yaml"
     if not saved.is_file():
@@ -227,30 +350,61 @@ def _check_resume(run_dir: Path, config: dict[str, Any]) -> None:
         old = None
     if not isinstance(old, dict) or "benchmark" not in old:
         raise UsageError(f"{saved} is not the config.yaml of a benchmark run; pass another --out_dir")
-    changed = [k for k in (*GENERATION_KEYS, *PROMPT_KEYS) if k in old and str(old[k]) != str(config.get(k))]
-    if changed:
+    if str(old["benchmark"]) != str(config.get("benchmark")):
         raise UsageError(
-            f"{run_dir} holds images made with other settings ({', '.join(changed)}); "
-            "pass another --out_dir or delete that folder"
+            f"{run_dir} holds a run of another benchmark ({old['benchmark']}); pass another --out_dir or delete that folder"
         )
 
 
-def _generate_missing(load, samples: list[list[Sample]], folder: Path, config: dict[str, Any], label: str, show: bool) -> None:
-    """Generate the images of ``samples`` (this rank's batches) not yet in ``folder``; load the model only if needed."""
+def images_to_make(batches_: list[list[Sample]], folder: Path, shared: dict[str, Any], config: dict[str, Any]) -> list[list[Sample]]:
+    """The samples of ``batches_`` whose image in ``folder`` is missing, damaged or made otherwise; logs what differed."""
+    from collections import Counter
+
+    differing: Counter = Counter()
+    todo = []
+    for batch in batches_:
+        missing = []
+        for sample in batch:
+            done, recorded = read_image(image_path(folder, sample))
+            if done:
+                changed = recipe_differences(recorded, image_recipe(shared, sample, config))
+                if not changed:
+                    continue
+                differing.update(changed)
+            missing.append(sample)
+        if missing:
+            todo.append(missing)
+    if differing:
+        count = sum(len(b) for b in todo)
+        log.warning("%s: images made with other settings (%s) are generated again (%d to make)", folder, ", ".join(sorted(differing)), count)
+    return todo
+
+
+def by_guidance(batch: list[Sample], config: dict[str, Any]) -> list[tuple[float, list[Sample]]]:
+    """``batch`` split by guidance scale (first appearance order): one pipeline call per scale."""
+    groups: dict[float, list[Sample]] = {}
+    for sample in batch:
+        groups.setdefault(sample_guidance(sample, config), []).append(sample)
+    return list(groups.items())
+
+
+def _generate_missing(load, samples: list[list[Sample]], folder: Path, config: dict[str, Any], shared: dict[str, Any], label: str, show: bool) -> None:
+    """Generate the images of ``samples`` (this rank's batches) not yet in ``folder`` as ``shared`` and each
+    sample say; load the model only if needed. Each image is saved with its recipe."""
     from tqdm.auto import tqdm
 
-    todo = [[s for s in batch if not image_done(image_path(folder, s))] for batch in samples]
-    todo = [batch for batch in todo if batch]
+    todo = images_to_make(samples, folder, shared, config)
     if not todo:
         return
     folder.mkdir(parents=True, exist_ok=True)
     pipe = load()
     with tqdm(total=sum(len(b) for b in todo), desc=f"{label} images", unit="prompt", disable=not show) as bar:
         for batch in todo:
-            images = run_pipeline(pipe, [s.prompt for s in batch], [s.seed for s in batch], config, output_type="pil")
-            for sample, image in zip(batch, images):
-                save_image(image_path(folder, sample), image)
-            bar.update(len(batch))
+            for guidance, group in by_guidance(batch, config):
+                images = run_pipeline(pipe, [s.prompt for s in group], [s.seed for s in group], dict(config, guidance_scale=guidance), output_type="pil")
+                for sample, image in zip(group, images):
+                    save_image(image_path(folder, sample), _RecordedImage(image, image_recipe(shared, sample, config)))
+                bar.update(len(group))
     del pipe
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -334,9 +488,10 @@ def run_benchmark(
         pipe, _ = load_edited_pipeline(config["baseline"], config.get("ckpt_name"), config["model_id"], device, dtype, safety)
         return pipe
 
-    _generate_missing(load_original, mine, original_dir, config, "original", procs.is_main)
+    recipes = folder_recipes(resolved, run_dir)
+    _generate_missing(load_original, mine, original_dir, resolved, recipes["original"], "original", procs.is_main)
     if not identity:
-        _generate_missing(load_edited, mine, edited_dir, config, "edited", procs.is_main)
+        _generate_missing(load_edited, mine, edited_dir, resolved, recipes["edited"], "edited", procs.is_main)
 
     evaluator.setup(device)
     original_scores = _score_folder(evaluator, mine, original_dir)
@@ -344,7 +499,7 @@ def run_benchmark(
     local = []
     for batch, orig, edit in zip(mine, original_scores, edited_scores):
         for sample, o, e in zip(batch, orig, edit):
-            local.append((sample.index, {**sample.record(), "original": o, "edited": e}))
+            local.append((sample.index, {**sample.record(), "guidance_scale": sample_guidance(sample, config), "original": o, "edited": e}))
     gathered = procs.gather(local)
     if not procs.is_main:
         procs.barrier()
@@ -361,7 +516,7 @@ def run_benchmark(
         "summary": evaluator.summarize(records, run_dir),
         "num_prompts": len(records),
         "per_prompt": records,
-        "settings": {k: resolved.get(k) for k in SETTING_KEYS},
+        "settings": run_settings(resolved, samples),
         "models": {"original": config["model_id"], "edited": edited_description(config), "evaluator": evaluator.info()},
         "versions": package_versions(),
     }
@@ -370,6 +525,14 @@ def run_benchmark(
     save_grid(run_dir / "grid.png", samples, original_dir, edited_dir, int(config.get("grid_rows") or 0))
     procs.barrier()
     return metrics_path
+
+
+def run_settings(resolved: dict[str, Any], samples: Sequence[Sample]) -> dict[str, Any]:
+    """metrics.json's ``settings``: SETTING_KEYS (``protocol`` only when set) and where the guidance came from."""
+    settings = {k: resolved.get(k) for k in SETTING_KEYS if k != "protocol" or resolved.get("protocol") is not None}
+    from_set = any(s.guidance is not None for s in samples) and not guidance_typed(resolved)
+    settings["guidance_source"] = "prompt set (guidance_scale where a prompt has none)" if from_set else "guidance_scale"
+    return settings
 
 
 def edited_description(config: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,32 @@
 """Prompt sets of the benchmarks: our datasets/ files, the ecosystem's CSVs, text files, hub datasets.
 
-A prompt set is a list of ``Sample``: one image to generate per model, with its prompt, seed and
-a ``key`` naming its image file. The ecosystem's CSV format is ``case_number,prompt,evaluation_seed,...``
-(extra columns are kept); the prompt column may also be called ``adv_prompt`` (MMA-Diffusion) or
-``sensitive prompt`` (Ring-A-Bell), the seed ``sd_seed`` (I2P). No torch import here.
+A prompt set is a list of ``Sample``: one image to generate per model, with its prompt, seed, optional
+guidance scale and a ``key`` naming its image file. No torch import here.
+
+Formats read as they are published:
+
+- the ecosystem's CSV ``case_number,prompt,evaluation_seed,...`` (ESD's and the paper's Imagenette
+  CSV ``case_number,prompt,class,evaluation_seed``; extra columns such as ``class`` are kept);
+- the paper's artist CSVs ``test_<artist>.csv``: one or two unnamed index columns (an empty header
+  cell or pandas' ``Unnamed: 0``, dropped), an ``artists`` column (kept) and ``evaluation_guidance``;
+- MMA-Diffusion's ``adv_prompt`` column, Ring-A-Bell's ``sensitive prompt``, I2P's ``sd_seed`` and
+  ``sd_guidance_scale``;
+- a headerless file, one prompt a line (e.g. the Ring-A-Bell nudity CSV, whose first line is a
+  prompt): a ``.csv`` file has a header only when its first line names a known column (a prompt,
+  seed or guidance column, or ``case_number``); otherwise each line is a prompt (a line that is one
+  quoted CSV field is unquoted);
+- a text file (any other suffix): one prompt a line.
+
+Column names are matched ignoring case and surrounding spaces. A set that carries a guidance scale
+per prompt (``evaluation_guidance``, ``sd_guidance_scale`` or ``guidance_scale``) gives each
+``Sample`` its ``guidance``; the harness generates with it unless ``--guidance_scale`` was typed.
+
+Malformed files are refused before anything is generated, with one sentence naming the file, the
+line and the column: a quote that is never closed or is followed by other text (the CSV is read in
+strict mode), a quoted field that runs over several lines (one prompt a line: this is what an
+unclosed quote that swallowed the following rows looks like), a row with more or fewer fields than
+the header, a column named twice, no prompt column, an empty prompt, a bad seed or guidance, and a
+set with no prompts.
 
 Files are read as UTF-8; a leading byte-order mark (as Excel writes) is dropped.
 
@@ -15,7 +38,9 @@ numbers must also be unique ignoring case (``A1`` and ``a1`` would be one file o
 Rows without a case number are named by their row index (0, 1, ...).
 
 Seeds: an evaluation seed must be a whole number in [0, 2**32 - 1] (``42`` or ``42.0``); an empty
-cell takes the default seed (``--seed``). Anything else is refused with its row number.
+cell takes the default seed (``--seed``). A guidance scale must be a finite number >= 0; an empty
+cell takes the run's ``--guidance_scale``. Anything else is refused with its line (row for hub tables)
+and column.
 """
 from __future__ import annotations
 
@@ -23,7 +48,7 @@ import csv
 import io
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,6 +57,9 @@ from utils.errors import UsageError
 
 PROMPT_COLUMNS = ("prompt", "adv_prompt", "sensitive prompt", "caption", "text")
 SEED_COLUMNS = ("evaluation_seed", "sd_seed", "seed")
+GUIDANCE_COLUMNS = ("evaluation_guidance", "sd_guidance_scale", "guidance_scale")
+KNOWN_COLUMNS = frozenset((*PROMPT_COLUMNS, *SEED_COLUMNS, *GUIDANCE_COLUMNS, "case_number"))
+UNNAMED_COLUMN = re.compile(r"(unnamed: ?\d+)?")  # pandas' index column: an empty header cell or "Unnamed: 0"
 HUB_SETS = {
     "i2p": ("AIML-TUDA/i2p", "train"),
     "mma": ("YijunYang280/MMA-Diffusion-NSFW-adv-prompts-benchmark", "train"),
@@ -44,7 +72,8 @@ LOCAL_ONLY_SETS = {"ring-a-bell": "the Ring-A-Bell prompt CSV (e.g. Nudity_ring-
 
 @dataclass(frozen=True)
 class Sample:
-    """One image to generate: ``key`` names its file, ``index`` is its place in the whole set."""
+    """One image to generate: ``key`` names its file, ``index`` is its place in the whole set;
+    ``guidance`` is the prompt set's own guidance scale for it (None: the run's)."""
 
     index: int
     key: str
@@ -52,6 +81,7 @@ class Sample:
     prompt: str
     seed: int
     extra: dict[str, Any] = field(default_factory=dict)
+    guidance: float | None = None
 
     def record(self) -> dict[str, Any]:
         """The sample as a JSON-ready dict (for metrics.json)."""
@@ -90,34 +120,64 @@ def check_case_name(case: str, where: str) -> str:
         return case
     shown = case if len(case) <= 60 else case[:57] + "..."
     raise UsageError(
-        f"{where} has case_number {shown!r}, which cannot be an image file name; use 1-100 letters, digits, "
+        f"{where}: case_number {shown!r} cannot be an image file name; use 1-100 letters, digits, "
         "'.', '_' or '-' starting with a letter or digit (no '/', '..' or spaces)"
     )
 
 
-def rows_to_samples(rows: list[dict[str, Any]], default_seed: int, where: str) -> list[Sample]:
-    """Samples of table rows (dicts with a prompt column, optional case_number and seed columns)."""
+def _guidance(value: Any, where: str) -> float | None:
+    """The guidance scale of a cell: None when empty, else a finite number >= 0; UsageError otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, float) and math.isnan(value):  # a missing cell of a hub table
+        return None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise UsageError(f"{where}: guidance scale {value!r} is not a finite number >= 0; fix the file's guidance column")
+    return number
+
+
+def _is_unnamed(column: Any) -> bool:
+    """True for pandas' index column: an empty header cell or ``Unnamed: 0`` (dropped from the samples)."""
+    return column is None or bool(UNNAMED_COLUMN.fullmatch(str(column).strip().lower()))
+
+
+def rows_to_samples(rows: list[dict[str, Any]], default_seed: int, where: str, lines: Sequence[int] | None = None) -> list[Sample]:
+    """Samples of table rows (dicts with a prompt column, optional case_number, seed and guidance columns).
+
+    ``where`` names the set in messages; ``lines`` gives each row's line in its file (messages then
+    say ``line N``, else ``row N``).
+    """
     if not rows:
         raise UsageError(f"{where} holds no prompts; pass a file with at least one")
     columns = list(rows[0])
     prompt_col = _first_present(columns, PROMPT_COLUMNS)
     if prompt_col is None:
-        raise UsageError(f"{where} has no prompt column (one of {', '.join(PROMPT_COLUMNS)}); its columns are {', '.join(columns)}")
+        place = f"{where} line 1" if lines is not None else where
+        shown = ", ".join(repr(c) for c in columns)
+        raise UsageError(f"{place} has no prompt column (one of {', '.join(PROMPT_COLUMNS)}); its columns are {shown}")
     seed_col = _first_present(columns, SEED_COLUMNS)
+    guidance_col = _first_present(columns, GUIDANCE_COLUMNS)
     case_col = _first_present(columns, ("case_number",))
+    used = (prompt_col, seed_col, guidance_col, case_col)
     samples, seen = [], set()
     for i, row in enumerate(rows):
+        place = f"{where} line {lines[i]}" if lines is not None else f"{where} row {i + 1}"
         prompt = row.get(prompt_col)
         if prompt is None or not str(prompt).strip():
-            raise UsageError(f"{where} row {i + 1} has an empty prompt; fill it in or remove the row")
+            raise UsageError(f"{place}, column {prompt_col}: the prompt is empty; fill it in or remove the row")
         case = str(row[case_col]).strip() if case_col and row.get(case_col) not in (None, "") else str(i)
-        check_case_name(case, f"{where} row {i + 1}")
+        check_case_name(case, f"{place}, column {case_col or 'case_number'}")
         if case.lower() in seen:
-            raise UsageError(f"{where} repeats case_number {case} (row {i + 1}); case numbers must be unique, ignoring case")
+            raise UsageError(f"{place}, column {case_col}: repeats case_number {case}; case numbers must be unique, ignoring case")
         seen.add(case.lower())
-        seed = _seed(row.get(seed_col), default_seed, f"{where} row {i + 1}") if seed_col else default_seed
-        extra = {k: v for k, v in row.items() if k not in (prompt_col, seed_col, case_col) and k is not None}
-        samples.append(Sample(i, case, case, str(prompt).strip(), seed, extra))
+        seed = _seed(row.get(seed_col), default_seed, f"{place}, column {seed_col}") if seed_col else default_seed
+        guidance = _guidance(row.get(guidance_col), f"{place}, column {guidance_col}") if guidance_col else None
+        extra = {k: v for k, v in row.items() if k not in used and not _is_unnamed(k)}
+        samples.append(Sample(i, case, case, str(prompt).strip(), seed, extra, guidance))
     return samples
 
 
@@ -131,8 +191,122 @@ def _read_text(path: Path) -> str:
         raise UsageError(f"could not read {path} ({err.strerror or err}); check the file") from None
 
 
+def _column_name(header: list[str] | None, index: int) -> str:
+    """How a message names column ``index`` (0-based): its header name, else its position."""
+    if header is not None and index < len(header) and str(header[index]).strip():
+        return str(header[index]).strip()
+    return f"{index + 1}"
+
+
+def _bad_quote_field(text: str) -> int:
+    """The 0-based field, in the record that ``text`` starts with, whose quote is never closed or is
+    followed by something other than a comma or the end of the line (0 when none is found)."""
+    field, i, at_start = 0, 0, True
+    while i < len(text):
+        char = text[i]
+        if at_start and char == '"':
+            close = i + 1
+            while True:
+                close = text.find('"', close)
+                if close == -1:
+                    return field
+                if text[close + 1 : close + 2] == '"':
+                    close += 2
+                    continue
+                break
+            if text[close + 1 : close + 2] not in (",", "\n", "\r", ""):
+                return field
+            i, at_start = close + 1, False
+            continue
+        if char in "\r\n":
+            return 0
+        if char == ",":
+            field, at_start = field + 1, True
+        else:
+            at_start = False
+        i += 1
+    return 0
+
+
+def _csv_records(text: str, path: Path) -> list[tuple[int, int, list[str]]]:
+    """(first line, last line, fields) of each non-blank record of a CSV text, read in strict mode.
+
+    Raises UsageError naming the line and column where a quote is never closed, or is followed by
+    other text, or where a quoted field runs over several lines.
+    """
+    lines = text.splitlines()
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[tuple[int, int, list[str]]] = []
+    start = 1
+    try:
+        for fields in reader:
+            if fields:
+                records.append((start, reader.line_num, fields))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        column = _bad_quote_field("\n".join(lines[start - 1 :]))
+        header = records[0][2] if records and _has_header(records[0][2]) else None
+        raise UsageError(
+            f"{path} line {start}, column {_column_name(header, column)}: a quoted field is not closed properly ({err}); "
+            "close the quote on that line or remove it"
+        ) from None
+    header = records[0][2] if records and _has_header(records[0][2]) else None
+    for first, last, fields in records:
+        for index, value in enumerate(fields):
+            if "\n" in value or "\r" in value:
+                raise UsageError(
+                    f"{path} line {first}, column {_column_name(header, index)}: a quoted field runs over lines {first} to {last}; "
+                    "close its quote on that line (each prompt is one line)"
+                )
+    return records
+
+
+def _has_header(fields: list[str]) -> bool:
+    """Whether a CSV's first record is a header: it names at least one known column."""
+    return any(f.strip().lower() in KNOWN_COLUMNS for f in fields)
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    """Raise UsageError when a header names a column twice (unnamed index columns aside)."""
+    seen: set[str] = set()
+    for index, name in enumerate(header):
+        if _is_unnamed(name):
+            continue
+        key = name.strip().lower()
+        if key in seen:
+            raise UsageError(f"{path} line 1, column {index + 1}: the header names column {name.strip()!r} twice; rename one")
+        seen.add(key)
+
+
+def read_csv_rows(text: str, path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """(rows as dicts, the line of each) of a CSV text; a headerless file gives one ``prompt`` per line."""
+    records = _csv_records(text, path)
+    if not records or not _has_header(records[0][2]):
+        rows = []
+        for first, _, fields in records:
+            prompt = fields[0] if len(fields) == 1 else text.splitlines()[first - 1]
+            rows.append({"prompt": prompt})
+        return rows, [first for first, _, _ in records]
+    header = [h.strip() for h in records[0][2]]
+    _check_header(header, path)
+    rows, lines = [], []
+    for first, _, fields in records[1:]:
+        if len(fields) != len(header):
+            what = "more" if len(fields) > len(header) else "fewer"
+            column = _column_name(header, min(len(fields), len(header)))
+            raise UsageError(
+                f"{path} line {first}, column {column}: the row has {len(fields)} fields, {what} than the header's {len(header)}; "
+                "fix the row (quote fields that hold commas)"
+            )
+        rows.append({name: value for name, value in zip(header, fields) if not _is_unnamed(name)})
+        lines.append(first)
+    if not rows:
+        raise UsageError(f"{path} holds no prompts (line 1 is its header); pass a file with at least one")
+    return rows, lines
+
+
 def read_prompt_file(path: str | Path, default_seed: int) -> list[Sample]:
-    """Samples of a CSV (header with a prompt column) or a text file (one prompt a line), read as UTF-8."""
+    """Samples of a CSV (with or without a header, see the module docstring) or a text file (one prompt a line)."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
@@ -141,17 +315,10 @@ def read_prompt_file(path: str | Path, default_seed: int) -> list[Sample]:
     if "\0" in text:
         raise UsageError(f"{path} holds NUL bytes, so it is not a text file; pass a CSV or a text file of prompts")
     if path.suffix.lower() == ".csv":
-        try:
-            reader = csv.DictReader(io.StringIO(text, newline=""))
-            rows = list(reader)
-            columns = reader.fieldnames or []
-        except csv.Error as err:
-            raise UsageError(f"{path} is not a readable CSV ({err}); fix the file") from None
-        if any(None in row for row in rows):
-            raise UsageError(f"{path} has a row with more fields than its header ({', '.join(columns)}); fix the file")
-        return rows_to_samples(rows, default_seed, str(path))
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return rows_to_samples([{"prompt": line} for line in lines], default_seed, str(path))
+        rows, lines = read_csv_rows(text, path)
+        return rows_to_samples(rows, default_seed, str(path), lines)
+    numbered = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    return rows_to_samples([{"prompt": line} for _, line in numbered], default_seed, str(path), [n for n, _ in numbered])
 
 
 def load_hub_prompt_set(name: str, default_seed: int) -> list[Sample]:
@@ -204,14 +371,14 @@ def expand_seeds(samples: list[Sample], seeds: Sequence[int], limit: int | None 
         for seed in seeds:
             if len(out) == total:
                 return out
-            out.append(Sample(len(out), f"{sample.key}_s{seed}", sample.case_number, sample.prompt, int(seed), dict(sample.extra)))
+            out.append(replace(sample, index=len(out), key=f"{sample.key}_s{seed}", seed=int(seed), extra=dict(sample.extra)))
     return out
 
 
 def select_rows(samples: list[Sample], column: str, keep) -> list[Sample]:
     """Samples whose ``extra[column]`` passes ``keep``, re-indexed from 0 (keys unchanged)."""
     chosen = [s for s in samples if keep(s.extra.get(column))]
-    return [Sample(i, s.key, s.case_number, s.prompt, s.seed, s.extra) for i, s in enumerate(chosen)]
+    return [replace(s, index=i) for i, s in enumerate(chosen)]
 
 
 def limit_samples(samples: list[Sample], limit: int | None) -> list[Sample]:
