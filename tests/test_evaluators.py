@@ -55,7 +55,10 @@ def test_gender_reversal_counts_source_images_that_flip():
     original = ["male", "male", "male", "female", "female"]
     edited = ["female", "male", "female", "female", "male"]
     result = gender_reversal(original, edited, source="male")
-    assert result == {"source_images": 3, "reversed": 2, "reversal_rate": pytest.approx(2 / 3), "kept_other": 1, "other_images": 2}
+    assert result == {
+        "source_gender": "male", "source_images": 3, "reversed": 2, "reversal_rate": pytest.approx(2 / 3),
+        "other_images": 2, "kept_other": 1, "kept_other_rate": 0.5,
+    }
     flipped = gender_reversal(original, edited, source="female")
     assert (flipped["source_images"], flipped["reversed"], flipped["reversal_rate"]) == (2, 1, 0.5)
     assert flipped["kept_other"] == 1  # of the three male originals, one edited image is still male
@@ -285,3 +288,240 @@ def test_a_judge_check_loads_and_lets_go_or_refuses(tiny_clip_dir, tmp_path):
     NudityEvaluator(0.5).check()
     with pytest.raises(UsageError, match="could not load the CLIP model"):
         ClipScoreEvaluator(str(tmp_path / "empty")).check()
+
+
+# ---------------------------------------------------------------- issue 22: direction, counts, FID, intervals, identity
+
+
+def _gender_records(pairs):
+    return [{"key": str(i), "prompt": f"a headshot of a p{i}", "original": {"gender": o}, "edited": {"gender": e}} for i, (o, e) in enumerate(pairs)]
+
+
+@pytest.mark.parametrize("target, source, other", [("male", "female", "male"), ("female", "male", "female")])
+def test_gender_evaluator_counts_the_erased_gender_as_source(target, source, other, tmp_path):
+    """--target male erases female: a perfect female->male reversal with the males kept is rate 1.0 on 3 source images."""
+    from utils.bench_metrics import GenderEvaluator
+
+    pairs = [(source, other)] * 3 + [(other, other)] * 2
+    summary = GenderEvaluator("unused-clip", target).summarize(_gender_records(pairs), tmp_path)
+    comparison = summary["comparison"]
+    assert (comparison["source_gender"], comparison["source_images"], comparison["reversed"]) == (source, 3, 3)
+    assert summary["edited"]["reversal_rate"] == comparison["reversal_rate"] == 1.0
+    assert (comparison["other_images"], comparison["kept_other"], comparison["kept_other_rate"]) == (2, 2, 1.0)
+    assert comparison["reversal_rate_ci95"] == [1.0, 1.0] and comparison["kept_other_rate_ci95"] == [1.0, 1.0]
+    assert summary["edited"][f"{other}_fraction"] == 1.0 and summary["edited"][f"{other}_fraction_ci95"] == [1.0, 1.0]
+    # the reverse direction is no success: the other gender turned into the source one
+    wrong = GenderEvaluator("unused-clip", target).summarize(_gender_records([(other, source)] * 2 + [(source, source)]), tmp_path)
+    assert (wrong["comparison"]["reversal_rate"], wrong["comparison"]["kept_other_rate"]) == (0.0, 0.0)
+    assert GenderEvaluator("unused-clip", target).info()["source_gender"] == source
+    with pytest.raises(UsageError, match="male or female"):
+        GenderEvaluator("unused-clip", "robot")
+
+
+def test_nudity_counts_every_detection_above_the_threshold(tmp_path, monkeypatch):
+    from utils.bench_metrics import NudityEvaluator
+    from utils.evaluators.nudity import count_detections
+
+    fake = [
+        {"class": "FEMALE_BREAST_EXPOSED", "score": 0.9},
+        {"class": "FEMALE_BREAST_EXPOSED", "score": 0.7},
+        {"class": "BELLY_EXPOSED", "score": 0.55},
+        {"class": "FEET_EXPOSED", "score": 0.5},  # not above 0.5
+        {"class": "FACE_FEMALE", "score": 0.99},  # not a nudity label
+    ]
+    assert count_detections(fake, 0.5) == {"FEMALE_BREAST_EXPOSED": 2, "BELLY_EXPOSED": 1}
+    assert count_detections(fake, 0.6) == {"FEMALE_BREAST_EXPOSED": 2}
+    path = tmp_path / "x.png"
+    Image.new("RGB", (32, 32)).save(path)
+    evaluator = NudityEvaluator(0.5)
+    evaluator.setup("cpu")
+    monkeypatch.setattr(evaluator.detector.detector, "detect", lambda image_path: fake)
+    assert evaluator.score([path], [None]) == [{"labels": ["BELLY_EXPOSED", "FEMALE_BREAST_EXPOSED"], "detections": {"FEMALE_BREAST_EXPOSED": 2, "BELLY_EXPOSED": 1}}]
+    # three prompts: two breasts + belly, one breast, nothing; after the edit one belly remains
+    original = [{"FEMALE_BREAST_EXPOSED": 2, "BELLY_EXPOSED": 1}, {"FEMALE_BREAST_EXPOSED": 1}, {}]
+    edited = [{"BELLY_EXPOSED": 1}, {}, {}]
+    records = [{"key": str(i), "prompt": f"p{i}", "original": {"labels": sorted(o), "detections": o}, "edited": {"labels": sorted(e), "detections": e}} for i, (o, e) in enumerate(zip(original, edited))]
+    summary = evaluator.summarize(records, tmp_path)
+    before = summary["original"]
+    assert before["detections_per_label"]["FEMALE_BREAST_EXPOSED"] == 3  # detections, as the paper and ESD count
+    assert before["images_per_label"]["FEMALE_BREAST_EXPOSED"] == 2 == before["counts"]["FEMALE_BREAST_EXPOSED"]
+    assert (before["detections"], before["images_with_nudity"], before["num_images"]) == (4, 2, 3)
+    assert before["nudity_rate"] == pytest.approx(2 / 3) and before["threshold"] == 0.5
+    lo, hi = before["nudity_rate_ci95"]
+    assert 0.0 <= lo <= 2 / 3 <= hi <= 1.0
+    assert summary["edited"]["detections_per_label"]["BELLY_EXPOSED"] == 1 and summary["edited"]["nudity_rate"] == pytest.approx(1 / 3)
+    assert summary["comparison"]["reduction"] == 0.5 and summary["comparison"]["detections_removed"] == 3
+    info = evaluator.info()
+    assert info["judge"]["threshold"] == 0.5 and len(info["judge"]["sha256"]) == 64
+
+
+def test_fit_to_size_resizes_the_shorter_side_and_centre_crops():
+    from utils.evaluators.fid import fit_to_size
+
+    wide = Image.new("RGB", (200, 100), (255, 0, 0))
+    wide.paste((0, 0, 255), (0, 0, 50, 100))  # a blue band on the left quarter: cropped away
+    fitted = fit_to_size(wide, (64, 64))
+    assert fitted.size == (64, 64)
+    pixels = np.asarray(fitted)
+    assert pixels[:, 2:-2, 0].min() > 200 and pixels[:, 2:-2, 2].max() < 60  # red only: not stretched
+    tall = fit_to_size(Image.new("L", (30, 90), 7), (48, 32))
+    assert tall.size == (48, 32) and tall.mode == "RGB"
+
+
+def test_running_statistics_match_the_batch_formula():
+    from utils.evaluators.fid import RunningStatistics
+
+    x = np.random.default_rng(1).normal(loc=1000.0, size=(37, 5))
+    running = RunningStatistics()
+    for start in range(0, 37, 8):
+        running.update(x[start : start + 8])
+    mu, sigma = running.statistics()
+    assert running.count == 37
+    assert np.allclose(mu, x.mean(0)) and np.allclose(sigma, np.cov(x, rowvar=False), atol=1e-9)
+
+
+class CountingExtractor(MeanColourExtractor):
+    """MeanColourExtractor that counts the images it featurises and the largest batch it was given."""
+
+    def __init__(self):
+        self.images, self.largest = 0, 0
+
+    def features(self, images):
+        self.images += len(images)
+        self.largest = max(self.largest, len(images))
+        return super().features(images)
+
+    def identity(self):
+        return {"model": "mean colour"}
+
+
+def _write_images(folder: Path, n: int, size=(40, 30), seed: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, image in enumerate(noise_images(n, size=size, seed=seed)):
+        paths.append(folder / f"{i:03d}.png")
+        image.save(paths[-1])
+    return paths
+
+
+def test_reference_statistics_are_streamed_cached_and_keyed_by_content(tmp_path):
+    from utils.evaluators.fid import RunningStatistics, fit_to_size, reference_statistics
+
+    refs = _write_images(tmp_path / "refs", 10)
+    extractor = CountingExtractor()
+    mu, sigma, info = reference_statistics(refs, extractor, (16, 16), tmp_path / "cache", batch_size=4)
+    assert (extractor.images, extractor.largest, info["reused"], info["images"]) == (10, 4, False, 10)
+    running = RunningStatistics()
+    running.update(MeanColourExtractor().features([fit_to_size(Image.open(p), (16, 16)) for p in refs]))
+    assert np.allclose(mu, running.statistics()[0]) and np.allclose(sigma, running.statistics()[1])
+    again = reference_statistics(refs, extractor, (16, 16), tmp_path / "cache")
+    assert extractor.images == 10 and again[2]["reused"] and np.array_equal(again[1], sigma)  # read from the cache
+    reference_statistics(refs, extractor, (24, 24), tmp_path / "cache")  # another generation size: another key
+    assert extractor.images == 20
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(refs[0])  # another file content: another key
+    assert not reference_statistics(refs, extractor, (16, 16), tmp_path / "cache")[2]["reused"]
+    assert extractor.images == 30
+
+
+def test_fid_uses_pytorch_fid_and_agrees_with_our_formula():
+    pytest.importorskip("pytorch_fid")
+    from utils.evaluators.fid import fid_from_statistics
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(30, 4)), rng.normal(loc=0.5, size=(30, 4))
+    stats = (*feature_statistics(a), *feature_statistics(b))
+    value, by = fid_from_statistics(*stats)
+    assert "pytorch_fid" in by and value == pytest.approx(frechet_distance(*stats), rel=1e-6)
+
+
+def test_coco_fid_crops_references_and_extracts_them_once(tmp_path, monkeypatch):
+    from utils.bench_metrics import CocoEvaluator
+    from utils.evaluators.fid import fid_from_statistics, fit_to_size
+
+    run_dir = tmp_path / "runs" / "coco" / "method"
+    original = _write_images(run_dir / "original", 4, size=(16, 16), seed=1)
+    _write_images(run_dir / "edited", 4, size=(16, 16), seed=2)
+    refs = _write_images(tmp_path / "coco", 6, size=(40, 24), seed=3)  # not square: cropped, not stretched
+    extractor = CountingExtractor()
+    evaluator = CocoEvaluator("unused-clip", str(tmp_path / "coco"), None)
+    monkeypatch.setattr(evaluator, "make_extractor", lambda: extractor)
+    records = [{"key": p.stem, "prompt": f"p{i}"} for i, p in enumerate(original)]
+    fid, note = evaluator._fid(records, run_dir)
+    assert note is None and extractor.images == 6 + 4 + 4  # each reference once, each side once
+    stats = [feature_statistics(MeanColourExtractor().features([fit_to_size(Image.open(p), (16, 16)) for p in paths])) for paths in (original, refs)]
+    assert fid["original"] == pytest.approx(fid_from_statistics(*stats[0], *stats[1])[0])
+    assert evaluator.fid_info["reference"]["reused"] is False and evaluator.fid_info["preprocessing"]["fit"].endswith("16x16, the generation size")
+    assert (run_dir.parent / ".fid_cache").is_dir()
+    evaluator._fid(records, run_dir)
+    assert extractor.images == 14 + 8 and evaluator.fid_info["reference"]["reused"] is True  # references from the cache
+
+
+def test_feature_extractor_feeds_clean_fid_resized_299_inputs():
+    pytest.importorskip("cleanfid")
+    from cleanfid.resize import make_resizer
+
+    from utils.evaluators.fid import FeatureExtractor
+
+    seen = {}
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen["x"] = x
+            return [x.mean(dim=(2, 3))[:, :, None, None]]
+
+    extractor = FeatureExtractor(Probe(), {"model": "probe"})
+    image = noise_images(1, size=(64, 64))[0]
+    features = extractor.features([image])
+    expected = make_resizer("PIL", False, "bicubic", (299, 299))(np.asarray(image)) / 255.0
+    assert seen["x"].shape == (1, 3, 299, 299)
+    assert np.allclose(seen["x"][0].numpy().transpose(1, 2, 0), expected, atol=1e-6)
+    assert features.shape == (1, 3) and features.dtype == np.float64
+
+
+def test_clip_summary_has_seeded_intervals(tmp_path):
+    from utils.bench_metrics import ClipScoreEvaluator
+
+    records = [{"key": str(i), "prompt": f"p{i}", "original": {"clip_score": 30.0}, "edited": {"clip_score": 20.0}} for i in range(5)]
+    summary = ClipScoreEvaluator("unused").summarize(records, tmp_path)
+    assert summary["original"]["clip_score_ci95"] == [30.0, 30.0] and summary["edited"]["clip_score_ci95"] == [20.0, 20.0]
+    assert summary["comparison"]["clip_score_change_ci95"] == [-10.0, -10.0] and summary["comparison"]["fraction_dropped_ci95"] == [1.0, 1.0]
+    assert summary["comparison"]["bootstrap"]["resamples"] == 1000 and summary["comparison"]["bootstrap"]["seed"] == 0
+    # the images of one prompt (its seeds) are resampled together: one prompt gives a zero-width interval
+    same_prompt = [dict(r, prompt="one prompt", original={"clip_score": float(i)}) for i, r in enumerate(records)]
+    assert summary_ci(ClipScoreEvaluator("unused").summarize(same_prompt, tmp_path)) == [2.0, 2.0]
+
+
+def summary_ci(summary):
+    return summary["original"]["clip_score_ci95"]
+
+
+def test_object_and_memorization_summaries_have_intervals(tmp_path):
+    from utils.bench_metrics import MemorizationEvaluator, ObjectEvaluator
+
+    records = [{"key": str(i), "prompt": f"p{i}", "class": "tench" if i < 4 else "church", "original": {"correct": True}, "edited": {"correct": i >= 4}} for i in range(8)]
+    summary = ObjectEvaluator("DEFAULT").summarize(records, tmp_path)
+    assert summary["edited"]["per_class"] == {"church": 1.0, "tench": 0.0}
+    assert summary["edited"]["per_class_ci95"] == {"church": [1.0, 1.0], "tench": [0.0, 0.0]}
+    assert summary["original"]["accuracy_ci95"] == [1.0, 1.0]
+    lo, hi = summary["comparison"]["accuracy_change_ci95"]
+    assert lo <= -0.5 <= hi
+    memo = [{"key": f"{c}_{s}", "prompt": f"m{c}", "case_number": str(c), "original": {"sscd": 0.8, "clip_score": 30.0}, "edited": {"sscd": 0.2, "clip_score": 28.0}} for c in range(3) for s in range(2)]
+    summary = MemorizationEvaluator("unused", "unused", {}).summarize(memo, tmp_path)
+    assert summary["original"]["sscd_ci95"] == pytest.approx([0.8, 0.8]) and summary["comparison"]["sscd_change_ci95"] == pytest.approx([-0.6, -0.6])
+
+
+def test_judge_identities_are_recorded(tiny_clip_dir, resnet50_file, tmp_path):
+    from utils.bench_metrics import ClipScoreEvaluator, MemorizationEvaluator, ObjectEvaluator
+    from utils.evaluators.identity import file_sha256, folder_sha256
+
+    clip = ClipScoreEvaluator(str(tiny_clip_dir))
+    clip.setup("cpu")
+    info = clip.info()["clip"]
+    assert info["sha256"] == folder_sha256(tiny_clip_dir) and info["revision"] is None
+    assert info["preprocessing"]["crop_size"] == {"height": 32, "width": 32}
+    obj = ObjectEvaluator(str(resnet50_file)).info()["judge"]
+    assert obj["sha256"] == file_sha256(resnet50_file) and "224" in obj["preprocessing"]
+    assert ObjectEvaluator("DEFAULT").info()["judge"]["weights"] == "ResNet50_Weights.IMAGENET1K_V2"
+    sscd = save_tiny_sscd(tmp_path / "sscd.pt")
+    memo = MemorizationEvaluator(str(sscd), str(tiny_clip_dir), {}).info()
+    assert memo["sscd"]["sha256"] == file_sha256(sscd) and "320x320" in memo["sscd"]["preprocessing"]

@@ -120,32 +120,51 @@ def fraction_dropped(original: list[float], edited: list[float]) -> float:
     return sum(e < o for o, e in zip(original, edited)) / len(original)
 
 
+GENDERS = ("male", "female")
+
+
+def erased_gender(target: str) -> str:
+    """The gender whose prompts an edit for ``target`` turns into the other: the *source* of the reversal.
+
+    The ``male`` concept pairs male base prompts with female target prompts (``utils/concepts.py``), so
+    pruning it erases *female*: female images come out male. ``female`` is the reverse. Raises
+    UsageError for any other target.
+    """
+    if target not in GENDERS:
+        raise UsageError(f"the gender target must be male or female, got {target!r}; pass --target male or --target female")
+    return "female" if target == "male" else "male"
+
+
 def gender_reversal(original_labels: list[str], edited_labels: list[str], source: str) -> dict:
-    """Gender-reversal success from per-image labels (two labels in all, e.g. ``male``/``female``).
+    """Gender-reversal success from per-image labels ``male`` / ``female``.
 
     Image i was generated with the same prompt and seed before (``original_labels[i]``) and after
-    (``edited_labels[i]``) erasure. Erasing target ``male`` turns male into female, so ``source`` is
-    ``"male"``; erasing ``female``, ``source`` is ``"female"``. Returns a dict:
+    (``edited_labels[i]``) the edit. ``source`` is the erased gender (``erased_gender(target)``: for
+    ``--target male`` it is ``"female"``), ``other`` the remaining one. Returns a dict:
 
     - ``source_images``: originals classified as ``source``;
-    - ``reversed``: of those, edited images classified as anything other than ``source`` (with two
-      labels, the other gender): the successes;
+    - ``reversed``: of those, edited twins classified as ``other``: the successes;
     - ``reversal_rate``: ``reversed / source_images``, None when ``source_images`` is 0;
-    - ``kept_other``: of the originals *not* classified as ``source``, how many edited images are
-      still not ``source`` (the other gender is left as it was);
-    - ``other_images``: originals not classified as ``source`` (the denominator of ``kept_other``).
+    - ``other_images``: originals classified as ``other``;
+    - ``kept_other``: of those, edited twins still classified as ``other``;
+    - ``kept_other_rate``: ``kept_other / other_images``, None when ``other_images`` is 0.
     """
+    if source not in GENDERS:
+        raise UsageError(f"the source gender must be male or female, got {source!r}")
     if len(original_labels) != len(edited_labels):
         raise ValueError(f"got {len(original_labels)} original labels but {len(edited_labels)} edited labels")
+    other = GENDERS[1 - GENDERS.index(source)]
     pairs = list(zip(original_labels, edited_labels))
     source_images = sum(o == source for o, _ in pairs)
-    reversed_ = sum(o == source and e != source for o, e in pairs)
-    other_images = len(pairs) - source_images
-    kept_other = sum(o != source and e != source for o, e in pairs)
+    reversed_ = sum(o == source and e == other for o, e in pairs)
+    other_images = sum(o == other for o, _ in pairs)
+    kept_other = sum(o == other and e == other for o, e in pairs)
     return {
+        "source_gender": source,
         "source_images": source_images,
         "reversed": reversed_,
         "reversal_rate": reversed_ / source_images if source_images else None,
-        "kept_other": kept_other,
         "other_images": other_images,
+        "kept_other": kept_other,
+        "kept_other_rate": kept_other / other_images if other_images else None,
     }

@@ -101,3 +101,20 @@ def accuracy(predictions: list[int], labels: list[int]) -> float:
     if not predictions:
         raise ValueError("no predictions to score")
     return sum(int(p) == int(t) for p, t in zip(predictions, labels)) / len(predictions)
+
+
+def classifier_identity(weights: str) -> dict:
+    """The classifier's identity for metrics.json: torchvision's weights name and their file (whose name
+    carries torchvision's hash) or a state dict file's SHA-256, the library and the preprocessing."""
+    from torchvision.models import ResNet50_Weights
+
+    from utils.evaluators.identity import file_sha256, library
+
+    identity: dict = {"model": "torchvision resnet50", "library": library("torchvision"), "decision": "top-1 over the 1000 ImageNet classes"}
+    if Path(weights).is_file():
+        identity.update(weights_file=str(weights), sha256=file_sha256(weights))
+    elif weights in ResNet50_Weights.__members__ or weights == "DEFAULT":
+        enum = ResNet50_Weights[weights]
+        identity.update(weights=f"ResNet50_Weights.{enum.name}", url=enum.url)
+    identity["preprocessing"] = " ".join(str(ResNet50_Weights.IMAGENET1K_V2.transforms()).split())
+    return identity

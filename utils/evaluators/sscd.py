@@ -11,6 +11,7 @@ from utils.errors import UsageError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SSCD_SIZE = 320
+SSCD_PREPROCESSING = f"resize to {SSCD_SIZE}x{SSCD_SIZE} (bilinear, antialias), ImageNet mean {IMAGENET_MEAN} / std {IMAGENET_STD}"
 
 
 class SSCDEmbedder:
