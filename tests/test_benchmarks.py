@@ -512,3 +512,164 @@ def test_an_object_prompt_set_row_without_a_class_is_one_sentence(mini_sd_dir, s
     prompts = tmp_path / "objects.csv"
     prompts.write_text("case_number,prompt,class\n0,a fish,tench\n1,a thing\n")
     refused("object_erase", common(mini_sd_dir, tmp_path / "out", "--target", "tench", "--prompts", str(prompts), "--ckpt_name", str(strong_mask)), "objects.csv line 3, column class: the row has 2 fields", capsys)
+
+
+# ---------------------------------------------------------------- issue 22, item 2: every image records what made it
+
+
+def test_captions_a_then_b_in_one_folder_regenerate_the_changed_captions(mini_sd_dir, strong_mask, tiny_clip_dir, tmp_path, generated, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("a bus on a street\na plate of food\n")
+    second.write_text("a cat on a sofa\na plate of food\n")
+    out = tmp_path / "coco"
+    argv = common(mini_sd_dir, out, "--ckpt_name", str(strong_mask), "--clip_model", str(tiny_clip_dir))
+    bench("eval_coco", argv + ["--coco_captions", str(first)])
+    generated.clear()
+    bench("eval_coco", argv + ["--coco_captions", str(second)])
+    # only case 0 changed its caption: it is made again by both models; case 1 is reused
+    assert generated == [(["a cat on a sofa"], [0], 7.5)] * 2
+    for side in ("original", "edited"):
+        assert recipe(out / side / "0.png")["prompt"] == "a cat on a sofa"
+    assert [r["prompt"] for r in read_metrics(out)["per_prompt"]] == ["a cat on a sofa", "a plate of food"]
+
+
+def test_seed_5_after_seed_0_regenerates_and_records_the_seed(mini_sd_dir, tmp_path, generated):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a cat\na dog\n")
+    out = tmp_path / "nude"
+    argv = common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts))
+    bench("nudity_eval", argv)
+    seed_0 = pixels(out / "original" / "0.png")
+    bench("nudity_eval", argv + ["--seed", "5"])
+    assert generated == [(["a cat", "a dog"], [0, 0], 7.5), (["a cat", "a dog"], [5, 5], 7.5)]
+    assert recipe(out / "original" / "1.png")["seed"] == 5 and np.abs(pixels(out / "original" / "0.png") - seed_0).max() > 0
+    assert [r["seed"] for r in read_metrics(out)["per_prompt"]] == [5, 5]
+    bench("nudity_eval", argv + ["--seed", "5"])
+    assert len(generated) == 2  # all of it matches now: nothing is made again
+
+
+def test_a_prompt_changed_under_the_same_case_number_and_file_is_regenerated(mini_sd_dir, tmp_path, generated):
+    prompts = tmp_path / "set.csv"
+    prompts.write_text("case_number,prompt,evaluation_seed\n7,a cat,1\n8,a dog,2\n")
+    out = tmp_path / "nude"
+    argv = common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts))
+    bench("nudity_eval", argv)
+    prompts.write_text("case_number,prompt,evaluation_seed\n7,a cat,1\n8,a red dog,2\n")
+    generated.clear()
+    bench("nudity_eval", argv)
+    assert generated == [(["a red dog"], [2], 7.5)]
+    assert recipe(out / "original" / "8.png")["prompt"] == "a red dog" and recipe(out / "original" / "7.png")["prompt"] == "a cat"
+
+
+def _other_mask(strong_mask: Path, target: Path) -> Path:
+    """A copy of ``strong_mask`` that prunes the other rows (same metadata, other content)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(strong_mask), framework="pt") as handle:
+        meta, masks = handle.metadata(), {k: ~handle.get_tensor(k) for k in handle.keys()}
+    save_file(masks, str(target), metadata=meta)
+    return target
+
+
+def test_another_edit_file_regenerates_the_edited_images_only(mini_sd_dir, strong_mask, tmp_path, generated):
+    import shutil
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a cat\n")
+    out = tmp_path / "nude"
+    argv = common(mini_sd_dir, out, "--eval_dataset", str(prompts))
+    bench("nudity_eval", argv + ["--ckpt_name", str(strong_mask)])
+    assert len(generated) == 2
+    copy = shutil.copy(strong_mask, tmp_path / "copy.safetensors")
+    bench("nudity_eval", argv + ["--ckpt_name", str(copy)])
+    assert len(generated) == 2  # the same mask under another path: same content, reused
+    other = _other_mask(strong_mask, tmp_path / "other.safetensors")
+    bench("nudity_eval", argv + ["--ckpt_name", str(other)])
+    assert len(generated) == 3  # the edited image only; the original is reused
+    made = recipe(out / "edited" / "0.png")
+    assert made["edit_file"] == str(other) and made["method"] == "concept-prune" and len(made["edit_digest"]) == 64
+    assert recipe(out / "original" / "0.png")["edit_digest"] is None
+
+
+def test_the_recipe_names_every_setting_and_a_missing_record_is_regenerated(mini_sd_dir, tmp_path, generated):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a cat\n")
+    out = tmp_path / "nude"
+    argv = common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts))
+    bench("nudity_eval", argv)
+    made = recipe(out / "original" / "0.png")
+    assert {k: made[k] for k in ("prompt", "seed", "guidance_scale", "num_inference_steps", "height", "width", "dtype", "device", "model_id")} == {
+        "prompt": "a cat", "seed": 0, "guidance_scale": 7.5, "num_inference_steps": 2, "height": None, "width": None,
+        "dtype": "float32", "device": "cpu", "model_id": str(mini_sd_dir)}
+    assert len(made["model_digest"]) == 64 and made["method"] == "sd"
+    Image.open(out / "original" / "0.png").save(out / "original" / "0.png")  # the same pixels, no record (an older run's image)
+    bench("nudity_eval", argv)
+    assert len(generated) == 2
+
+
+def test_recipe_differences_compare_content_when_both_digests_are_known():
+    from utils.bench_harness import recipe_differences
+
+    new = {"prompt": "a", "seed": 0, "model_id": "/x/model", "model_digest": "d1", "edit_file": "m.safetensors", "edit_digest": "e1"}
+    assert recipe_differences(dict(new, model_id="/y/model", edit_file="n.safetensors"), new) == []
+    assert recipe_differences(dict(new, model_digest="d2"), new) == ["model_digest"]
+    assert recipe_differences(dict(new, model_digest=None, model_id="/y/model"), new) == ["model_id"]
+    assert recipe_differences(dict(new, seed=5, prompt="b"), new) == ["prompt", "seed"]
+    assert recipe_differences(None, new) == ["recipe"]
+
+
+# ---------------------------------------------------------------- issue 22, items 3 and 4: per-prompt guidance, malformed files
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('case_number,prompt,evaluation_seed\n0,"unterminated,1\n1,ok,notanumber\n', "line 2, column prompt: a quoted field is not closed properly"),
+        ("case_number,prompt,evaluation_seed\n0,a cat,1\n1,ok,notanumber\n", "line 3, column evaluation_seed: seed 'notanumber' is not an integer"),
+        ("case_number,caption_text,evaluation_seed\n0,a cat,1\n", "line 1 has no prompt column"),
+        ("case_number,prompt,evaluation_seed\n", "holds no prompts"),
+    ],
+)
+def test_a_malformed_prompt_file_exits_2_and_nothing_is_generated_or_written(body, message, mini_sd_dir, tmp_path, capsys, no_generation):
+    prompts = tmp_path / "set.csv"
+    prompts.write_text(body)
+    out = tmp_path / "run"
+    err = refused("nudity_eval", common(mini_sd_dir, out, "--baseline", "sd", "--eval_dataset", str(prompts)), message, capsys)
+    assert str(prompts) in err and not out.exists()
+
+
+def test_the_paper_artist_csv_is_generated_with_its_own_guidance(mini_sd_dir, tiny_clip_dir, tmp_path, generated):
+    prompts = tmp_path / "test_monet.csv"
+    prompts.write_text(",Unnamed: 0,prompt,evaluation_seed,evaluation_guidance,artists\n"
+                       "0,0,Water Lilies by Claude Monet,11,3.0,Claude Monet\n1,1,Impression Sunrise by Claude Monet,12,7.5,Claude Monet\n"
+                       "2,2,Haystacks by Claude Monet,13,3.0,Claude Monet\n3,3,The Magpie by Claude Monet,14,,Claude Monet\n")
+    out = tmp_path / "artist"
+    argv = common(mini_sd_dir, out, "--target", "Monet", "--baseline", "sd", "--prompts", str(prompts), "--clip_model", str(tiny_clip_dir))
+    bench("artist_erasure", argv)
+    report = read_metrics(out)
+    # batches of 2 by global index, each split by guidance; the prompt without one takes the config's 7.5
+    assert [(seeds, g) for _, seeds, g in generated] == [([11], 3.0), ([12], 7.5), ([13], 3.0), ([14], 7.5)]
+    assert [r["guidance_scale"] for r in report["per_prompt"]] == [3.0, 7.5, 3.0, 7.5]
+    assert [recipe(out / "original" / f"{k}.png")["guidance_scale"] for k in "0123"] == [3.0, 7.5, 3.0, 7.5]
+    assert report["per_prompt"][0]["artists"] == "Claude Monet" and report["settings"]["guidance_source"].startswith("prompt set")
+    generated.clear()
+    bench("artist_erasure", argv + ["--guidance_scale", "7.5"])  # typed: it wins over the file's, so the 3.0 images are made again
+    assert generated == [(["Water Lilies by Claude Monet"], [11], 7.5), (["Haystacks by Claude Monet"], [13], 7.5)]
+    report = read_metrics(out)
+    assert [r["guidance_scale"] for r in report["per_prompt"]] == [7.5] * 4 and report["settings"]["guidance_source"] == "guidance_scale"
+
+
+def test_a_typed_guidance_scale_overrides_the_prompt_sets_own():
+    from utils.bench_harness import by_guidance, run_settings, sample_guidance
+    from utils.prompt_sets import Sample
+
+    samples = [Sample(0, "0", "0", "a", 1, {}, 3.0), Sample(1, "1", "1", "b", 2, {}, 7.5), Sample(2, "2", "2", "c", 3, {}, 3.0), Sample(3, "3", "3", "d", 4)]
+    from_file = {"guidance_scale": 5.0}
+    typed = {"guidance_scale": 5.0, "typed_options": ["guidance_scale", "seed"]}
+    assert [sample_guidance(s, from_file) for s in samples] == [3.0, 7.5, 3.0, 5.0]
+    assert [(g, [s.key for s in group]) for g, group in by_guidance(samples, from_file)] == [(3.0, ["0", "2"]), (7.5, ["1"]), (5.0, ["3"])]
+    assert [sample_guidance(s, typed) for s in samples] == [5.0] * 4 and len(by_guidance(samples, typed)) == 1
+    assert run_settings(typed, samples)["guidance_source"] == "guidance_scale"
+    assert "protocol" not in run_settings(from_file, samples) and run_settings(dict(from_file, protocol="paper"), samples)["protocol"] == "paper"
