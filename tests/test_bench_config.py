@@ -76,6 +76,7 @@ def test_typed_options_win_over_the_preset():
                      "--safety_checker", "--sscd_preprocessing", "resize320-imagenet")
     assert (config["model_id"], config["clip_model"], config["safety_checker"], config["sscd_preprocessing"]) == (
         "my/model", "my/clip", True, "resize320-imagenet")
+    assert config["typed_options"] == ["baseline", "clip_model", "model_id", "protocol", "safety_checker", "sscd_preprocessing"]
     assert resolve("artist_erasure", "--protocol", "paper", "--no_safety_checker")["safety_checker"] is False
     assert resolve("artist_erasure", "--protocol", "paper", "--clip_model", "c")["clip_model"] == "c"
 

@@ -135,10 +135,17 @@ def protocol_preset(protocols: dict[str, dict[str, dict[str, Any]]], name: str, 
     return preset
 
 
+def typed_options(args: argparse.Namespace, options: dict[str, Any]) -> list[str]:
+    """The option names typed on the command line (sorted): they win over presets, and the harness
+    lets a typed ``--guidance_scale`` win over a prompt set's own guidance."""
+    return sorted(key for key in list(options) + list(BENCH_FLAGS) if getattr(args, key, None) is not None)
+
+
 def resolve_bench_config(args: argparse.Namespace, specific: tuple[str, ...], benchmark: str | None = None) -> dict[str, Any]:
     """The script's config: YAML defaults, then the protocol's preset for ``benchmark``, then the options passed.
 
-    Returns only the keys this script uses (plus ``target`` when it has one, and ``protocol``).
+    Returns only the keys this script uses (plus ``target`` when it has one, ``protocol``, and
+    ``typed_options``: the option names typed on the command line).
     ``benchmark`` is the script's name (``artist_erasure``, ...); without it only the preset's ``all``
     section applies.
     """
@@ -153,6 +160,7 @@ def resolve_bench_config(args: argparse.Namespace, specific: tuple[str, ...], be
     merged.update({k: v for k, v in preset.items() if wanted(k)})
     config = merge_options(args, merged, options, BENCH_FLAGS)
     config["protocol"] = name
+    config["typed_options"] = typed_options(args, options)
     if hasattr(args, "target"):
         config["target"] = args.target
     check_bench_config(config)
