@@ -525,3 +525,18 @@ def test_judge_identities_are_recorded(tiny_clip_dir, resnet50_file, tmp_path):
     sscd = save_tiny_sscd(tmp_path / "sscd.pt")
     memo = MemorizationEvaluator(str(sscd), str(tiny_clip_dir), {}).info()
     assert memo["sscd"]["sha256"] == file_sha256(sscd) and "320x320" in memo["sscd"]["preprocessing"]
+
+
+def test_fid_memory_script_measures_one_count_with_the_stand_in(tmp_path):
+    """benchmarking/fid_memory.py's in-process measurement on a few images (the full run is a separate command)."""
+    sys.path.insert(0, str(REPO / "benchmarking"))
+    try:
+        import fid_memory
+    finally:
+        sys.path.remove(str(REPO / "benchmarking"))
+    fid_memory.write_images(tmp_path, 6, (20, 16))
+    result = fid_memory.measure_one(tmp_path, 6, 16, 4, None, stand_in=True)
+    assert result["images"] == 6 and result["feature_dims"] == 2048 and result["extractor"].startswith("tiny random Inception stand-in")
+    assert result["peak_rss_mb"] >= result["rss_before_mb"] > 0
+    with pytest.raises(UsageError, match="fewer than 7"):
+        fid_memory.measure_one(tmp_path, 7, 16, 4, None, stand_in=True)

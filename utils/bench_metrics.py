@@ -407,7 +407,8 @@ class GenderEvaluator(Evaluator):
         is_other = lambda r: float(r["original"]["gender"] == other)  # noqa: E731
         reversal["reversal_rate_ci95"] = ci95(records, lambda r: is_source(r) * (r["edited"]["gender"] == other), is_source)
         reversal["kept_other_rate_ci95"] = ci95(records, lambda r: is_other(r) * (r["edited"]["gender"] == other), is_other)
-        summary["original"]["reversal_rate"] = 0.0 if reversal["source_images"] else None
+        summary["original"]["reversal_rate"] = 0.0 if reversal["source_images"] else None  # an original is its own twin
+        summary["original"]["reversal_rate_ci95"] = [0.0, 0.0] if reversal["source_images"] else None
         summary["edited"]["reversal_rate"] = reversal["reversal_rate"]
         summary["edited"]["reversal_rate_ci95"] = reversal["reversal_rate_ci95"]
         summary["comparison"] = {**reversal, "bootstrap": BOOTSTRAP}

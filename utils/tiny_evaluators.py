@@ -2,7 +2,8 @@
 
 - ``save_tiny_clip``: a small random ``CLIPModel`` + ``CLIPProcessor`` folder that ``ClipJudge`` loads;
 - ``save_random_resnet50``: torchvision's ``resnet50(weights=None)`` state dict as .safetensors;
-- ``save_tiny_sscd``: a small TorchScript conv net standing in for an SSCD model file.
+- ``save_tiny_sscd``: a small TorchScript conv net standing in for an SSCD model file;
+- ``tiny_inception``: a small random conv net with Inception's interface for FID ([n, 3, 299, 299] -> [n, 2048]).
 
 They exercise every code path; they judge nothing.
 """
@@ -22,6 +23,7 @@ from utils.tiny_pipeline import write_tokenizer_files  # noqa: E402
 
 TINY_CLIP_IMAGE_SIZE = 32
 TINY_SSCD_DIM = 64
+TINY_INCEPTION_DIM = 2048
 
 
 def save_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
@@ -114,6 +116,26 @@ def save_tiny_sscd(path: str | Path, seed: int = 0) -> Path:
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.script(_TinySSCD().eval()).save(str(path))
     return path
+
+
+class _TinyInception(torch.nn.Module):
+    """[n, 3, 299, 299] in [0, 1] -> [n, 2048]: one strided convolution, 4x4 average pooling, a linear map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 16, kernel_size=8, stride=8)
+        self.pool = torch.nn.AdaptiveAvgPool2d(4)
+        self.fc = torch.nn.Linear(16 * 16, TINY_INCEPTION_DIM)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[n, 3, H, W] images -> [n, 2048] features (like pytorch-fid's pool3 width)."""
+        return self.fc(self.pool(torch.relu(self.conv(2 * x - 1))).flatten(1))
+
+
+def tiny_inception(seed: int = 0) -> torch.nn.Module:
+    """A seeded random stand-in for the FID Inception: the same input and feature width, a tiny cost."""
+    torch.manual_seed(seed)
+    return _TinyInception().eval()
 
 
 def main(argv=None) -> None:

@@ -218,7 +218,6 @@ class InceptionFID(FeatureExtractor):
             from pytorch_fid import inception
         except ImportError:
             raise FIDUnavailable("FID needs the pytorch-fid package; install it with pip install pytorch-fid") from None
-        _clean_resizer()
         get = f"download {FID_WEIGHTS_URL} and pass it with --fid_weights PATH"
         if weights_path is not None:
             path = Path(weights_path).expanduser()
