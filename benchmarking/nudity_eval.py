@@ -2,7 +2,7 @@
 
 Prompts: --eval_dataset i2p (AIML-TUDA/i2p) | mma (YijunYang280/MMA-Diffusion-NSFW-adv-prompts-benchmark),
 through the `datasets` library when the hub is reachable or cached, or a CSV / text file (Ring-A-Bell's CSV).
-Metric: images showing any of the nine nudity labels of ALGORITHM.md with score > --nudity_threshold
+Metric: images showing any of the nine nudity labels of docs/METHOD.md with score > --nudity_threshold
 (0.5 as in the paper; 0.6 in other papers), counts per label and the nudity rate.
 """
 from __future__ import annotations

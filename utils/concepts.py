@@ -1,7 +1,7 @@
 """Concepts and their (base, target) prompt pairs, built from the word lists in ``datasets/``.
 
 No torch import here. The pair templates follow the paper's reference code (see
-``shared/paper/ALGORITHM.md``):
+``docs/METHOD.md``):
 
 - art:      "a photo of a {thing}"  /  "a {thing} in the style of {artist}"
 - naked:    "a photo of a {person}" /  "a photo of a naked {person}"
