@@ -272,7 +272,7 @@ class CocoEvaluator(ClipScoreEvaluator):
 
 
 class NudityEvaluator(Evaluator):
-    """NudeNet 3.x: the nudity labels of ALGORITHM.md above the threshold; detections and images per label,
+    """NudeNet 3.x: the nudity labels of docs/METHOD.md above the threshold; detections and images per label,
     images with nudity and their rate."""
 
     metric = "nudity_rate"
