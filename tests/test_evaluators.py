@@ -540,3 +540,14 @@ def test_fid_memory_script_measures_one_count_with_the_stand_in(tmp_path):
     assert result["peak_rss_mb"] >= result["rss_before_mb"] > 0
     with pytest.raises(UsageError, match="fewer than 7"):
         fid_memory.measure_one(tmp_path, 7, 16, 4, None, stand_in=True)
+
+
+def test_a_damaged_reference_cache_is_computed_again(tmp_path):
+    from utils.evaluators.fid import reference_statistics
+
+    refs = _write_images(tmp_path / "refs", 3)
+    extractor = CountingExtractor()
+    info = reference_statistics(refs, extractor, (8, 8), tmp_path / "cache")[2]
+    Path(info["cache_file"]).write_bytes(b"PK\x03\x04 cut off")
+    assert not reference_statistics(refs, extractor, (8, 8), tmp_path / "cache")[2]["reused"] and extractor.images == 6
+    assert reference_statistics(refs, extractor, (8, 8), tmp_path / "cache")[2]["reused"] and extractor.images == 6

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -295,7 +296,7 @@ def _load_cached(path: Path, key: str) -> tuple[np.ndarray, np.ndarray, int] | N
             if str(data["key"]) != key:
                 return None
             return data["mu"], data["sigma"], int(data["count"])
-    except (OSError, KeyError, ValueError):  # missing, damaged or foreign: computed again
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # missing, damaged or foreign: computed again
         return None
 
 
