@@ -41,19 +41,6 @@ def memorized_set(folder: str | None, target: str, seed: int):
     return samples, references
 
 
-def sscd_options(evaluator_class, config: dict) -> dict:
-    """The SSCD keyword the evaluator takes (``sscd_preprocessing``); none when it takes none and the
-    project's preprocessing is asked for, UsageError when another one is asked for that it cannot apply."""
-    import inspect
-
-    chosen = config.get("sscd_preprocessing") or "resize320-imagenet"
-    if "sscd_preprocessing" in inspect.signature(evaluator_class).parameters:
-        return {"sscd_preprocessing": chosen}
-    if chosen != "resize320-imagenet":
-        raise UsageError(f"this version's SSCD evaluator applies only resize320-imagenet, not --sscd_preprocessing {chosen}; pass --sscd_preprocessing resize320-imagenet")
-    return {}
-
-
 def main(argv=None) -> None:
     """Parse ``argv``, generate the memorized prompts over seeds with both models, score copying."""
     args = build_bench_parser(__doc__.splitlines()[0], SPECIFIC).parse_args(argv)
@@ -67,7 +54,8 @@ def main(argv=None) -> None:
     from utils.bench_harness import run_and_report
     from utils.bench_metrics import MemorizationEvaluator
 
-    evaluator = MemorizationEvaluator(config["sscd_model"], config["clip_model"], references, **sscd_options(MemorizationEvaluator, config))
+    evaluator = MemorizationEvaluator(config["sscd_model"], config["clip_model"], references,
+                                      sscd_preprocessing=config.get("sscd_preprocessing") or "resize320-imagenet")
     run_and_report("inference_mem", config, samples, evaluator, config["target"])
 
 

@@ -551,3 +551,20 @@ def test_a_damaged_reference_cache_is_computed_again(tmp_path):
     Path(info["cache_file"]).write_bytes(b"PK\x03\x04 cut off")
     assert not reference_statistics(refs, extractor, (8, 8), tmp_path / "cache")[2]["reused"] and extractor.images == 6
     assert reference_statistics(refs, extractor, (8, 8), tmp_path / "cache")[2]["reused"] and extractor.images == 6
+
+
+def test_sscd_preprocessings_of_the_project_and_of_the_papers_code():
+    import torch
+    from PIL import Image
+
+    from utils.errors import UsageError
+    from utils.evaluators.sscd import sscd_transform
+
+    image = Image.new("RGB", (400, 300), (255, 0, 128))
+    project = sscd_transform("resize320-imagenet")(image)
+    paper = sscd_transform("resize256-crop224-mean0.5")(image)
+    assert project.shape == (3, 320, 320) and paper.shape == (3, 224, 224)
+    assert torch.allclose(paper[:, 0, 0], torch.tensor([1.0, -1.0, 128 / 255 * 2 - 1]), atol=1e-5)  # mean/std 0.5
+    assert torch.allclose(project[:, 0, 0], torch.tensor([(1 - 0.485) / 0.229, (0 - 0.456) / 0.224, (128 / 255 - 0.406) / 0.225]), atol=1e-4)
+    with pytest.raises(UsageError, match="unknown SSCD preprocessing"):
+        sscd_transform("resize999")

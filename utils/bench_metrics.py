@@ -432,14 +432,16 @@ class MemorizationEvaluator(Evaluator):
 
     metric = "sscd"
 
-    def __init__(self, sscd_model: str, clip_model: str, references: dict[str, Path], batch_size: int = 16) -> None:
+    def __init__(self, sscd_model: str, clip_model: str, references: dict[str, Path], batch_size: int = 16,
+                 sscd_preprocessing: str = "resize320-imagenet") -> None:
         self.sscd_model, self.clip_model, self.references, self.batch_size = sscd_model, clip_model, references, batch_size
+        self.sscd_preprocessing = sscd_preprocessing
 
     def setup(self, device):
         from utils.evaluators.clip_judge import ClipJudge
         from utils.evaluators.sscd import SSCDEmbedder
 
-        self.sscd = SSCDEmbedder(self.sscd_model, device)
+        self.sscd = SSCDEmbedder(self.sscd_model, device, preprocessing=self.sscd_preprocessing)
         self.judge = ClipJudge(self.clip_model, device, self.batch_size)
 
     def check(self):
@@ -479,11 +481,12 @@ class MemorizationEvaluator(Evaluator):
 
     def info(self):
         from utils.evaluators.identity import model_identity
-        from utils.evaluators.sscd import SSCD_PREPROCESSING
+        from utils.evaluators.sscd import SSCD_PREPROCESSINGS
 
         return {
             "sscd_model": self.sscd_model,
-            "sscd": {**model_identity(self.sscd_model), "preprocessing": SSCD_PREPROCESSING},
+            "sscd": {**model_identity(self.sscd_model), "preprocessing": self.sscd_preprocessing,
+                     "preprocessing_steps": SSCD_PREPROCESSINGS.get(self.sscd_preprocessing)},
             "clip_model": self.clip_model,
             "clip": _clip_identity(self.clip_model, getattr(self, "judge", None)),
             "bootstrap": BOOTSTRAP,
