@@ -35,7 +35,8 @@ def main(argv=None) -> None:
     from utils.bench_harness import run_and_report
     from utils.bench_metrics import CocoEvaluator
 
-    evaluator = CocoEvaluator(config["clip_model"], config.get("coco_images"), config.get("fid_weights"))
+    evaluator = CocoEvaluator(config["clip_model"], config.get("coco_images"), config.get("fid_weights"),
+                              cache_dir=Path(config["res_path"]) / ".cache" / "fid")  # reference statistics shared by every run
     run_and_report("eval_coco", config, samples, evaluator, config.get("target") or "coco")
 
 

@@ -48,7 +48,7 @@ def object_samples(config: dict) -> list:
 def main(argv=None) -> None:
     """Parse ``argv``, generate the class prompts with the original and edited models, classify them."""
     args = build_bench_parser(__doc__.splitlines()[0], SPECIFIC).parse_args(argv)
-    config = resolve_bench_config(args, SPECIFIC)
+    config = resolve_bench_config(args, SPECIFIC, "object_erase")
     config["removal_mode"] = config.get("removal_mode") or "erase"
     samples = limit_samples(object_samples(config), config.get("limit"))
 

@@ -454,6 +454,10 @@ def test_coco_fid_crops_references_and_extracts_them_once(tmp_path, monkeypatch)
     assert (run_dir.parent / ".fid_cache").is_dir()
     evaluator._fid(records, run_dir)
     assert extractor.images == 14 + 8 and evaluator.fid_info["reference"]["reused"] is True  # references from the cache
+    # --baseline sd rerun in a folder where an edited run left edited/: both sides are the originals, not the old edits
+    evaluator.image_folders = {"original": run_dir / "original", "edited": run_dir / "original"}
+    fid, _ = evaluator._fid(records, run_dir)
+    assert fid["edited"] == fid["original"] and extractor.images == 22 + 4
 
 
 def test_feature_extractor_feeds_clean_fid_resized_299_inputs():
@@ -524,7 +528,7 @@ def test_judge_identities_are_recorded(tiny_clip_dir, resnet50_file, tmp_path):
     assert ObjectEvaluator("DEFAULT").info()["judge"]["weights"] == "ResNet50_Weights.IMAGENET1K_V2"
     sscd = save_tiny_sscd(tmp_path / "sscd.pt")
     memo = MemorizationEvaluator(str(sscd), str(tiny_clip_dir), {}).info()
-    assert memo["sscd"]["sha256"] == file_sha256(sscd) and "320x320" in memo["sscd"]["preprocessing"]
+    assert memo["sscd"]["sha256"] == file_sha256(sscd) and memo["sscd"]["preprocessing"] == "resize320-imagenet" and "320x320" in memo["sscd"]["preprocessing_steps"]
 
 
 def test_fid_memory_script_measures_one_count_with_the_stand_in(tmp_path):

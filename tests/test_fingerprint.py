@@ -91,3 +91,16 @@ def test_a_damaged_norms_file_is_recorded_again_not_half_used(model_copy, tmp_pa
         err = run_wanda(model_copy, res, capsys)
         assert "recording activation norms" in err and "Traceback" not in err, damage
         assert len(load_tensors(path)[0]) == len(read_metadata(path)["layers"]) == layers
+
+
+def test_hidden_files_and_folders_of_a_model_folder_are_not_the_model(model_copy, tmp_path):
+    from utils.fingerprint import folder_digest
+
+    cache = DigestCache(None)
+    before = folder_digest(model_copy / "unet", cache)
+    (model_copy / "unet" / ".cache" / "huggingface").mkdir(parents=True)  # as huggingface-cli download --local-dir leaves
+    (model_copy / "unet" / ".cache" / "huggingface" / "download.metadata").write_text("etag 1")
+    (model_copy / "unet" / ".DS_Store").write_text("x")
+    assert folder_digest(model_copy / "unet", cache) == before
+    (model_copy / "unet" / "config.json").write_text((model_copy / "unet" / "config.json").read_text() + " ")
+    assert folder_digest(model_copy / "unet", cache) != before

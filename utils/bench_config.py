@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import (
-    FLAGS,
     OPTIONS,
     REPO_ROOT,
     build_parser,
@@ -38,7 +37,7 @@ COMMON: dict[str, tuple[type, str]] = {
     "ckpt_name": (str, "the edited model: prune_mask.safetensors, a UNet state dict, delta.bin or a diffusers folder"),
     "limit": (int, "evaluate only the first N prompts (a quick subset)"),
     "grid_rows": (int, "prompts shown in grid.png (original | edited per row)"),
-    "out_dir": (str, "results folder of this run (default: results/benchmarks/<model>/<benchmark>/<subject>/<method>)"),
+    "out_dir": (str, "results folder of this run (default: results/benchmarks/<protocol>/<model>/<benchmark>/<subject>/<method>)"),
     "prompts": (str, "prompt set: a CSV (case_number,prompt,evaluation_seed,...) or a text file, one prompt a line"),
     "protocol": (str, "paper | project: a preset of the config's protocols table (see docs/METHOD.md); options you type win over it"),
 }

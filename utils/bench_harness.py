@@ -89,6 +89,7 @@ class Evaluator:
     """What a benchmark measures. Subclasses set ``metric`` and implement the three methods."""
 
     metric = "score"
+    image_folders: dict[str, Path] | None = None  # side -> the folder its images are in, set by run_benchmark
 
     def setup(self, device: torch.device) -> None:
         """Load the judge model(s) onto ``device`` (called once, after generation)."""
@@ -477,6 +478,7 @@ def run_benchmark(
     original_dir = run_dir / "original"
     identity = config["baseline"] == "sd"
     edited_dir = original_dir if identity else run_dir / "edited"
+    evaluator.image_folders = {"original": original_dir, "edited": edited_dir}  # --baseline sd: one folder for both
     safety = bool(config.get("safety_checker"))
 
     def load_original():

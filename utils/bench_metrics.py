@@ -244,7 +244,7 @@ class CocoEvaluator(ClipScoreEvaluator):
         except FIDUnavailable as err:
             log.warning("FID skipped: %s", err)
             return {}, f"FID skipped: {err}"
-        folders = {"original": run_dir / "original", "edited": run_dir / ("edited" if (run_dir / "edited").is_dir() else "original")}
+        folders = self.image_folders or {"original": run_dir / "original", "edited": run_dir / "edited"}
         paths = {side: [f / f"{r['key']}.png" for r in records] for side, f in folders.items()}
         size = open_images(paths["original"][:1])[0].size
         cache_dir = Path(self.cache_dir) if self.cache_dir else run_dir.parent / ".fid_cache"

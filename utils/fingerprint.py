@@ -77,7 +77,8 @@ def model_folder(model_id: str) -> Path | None:
 def folder_digest(folder: Path, cache: DigestCache) -> str:
     """One digest of every file under ``folder``: their relative paths and contents, in sorted order."""
     sha = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    files = (p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    for file in sorted(files):  # hidden files and folders (e.g. huggingface-cli's .cache/) are not the model
         sha.update(f"{file.relative_to(folder).as_posix()}\0{cache.digest(file)}\0".encode())
     return sha.hexdigest()
 

@@ -7,7 +7,7 @@ results/<model>/<target>/
     removal/<run>/pair_000.png            step 2: before | after, side by side; config.yaml
     pruned/<run>/prune_mask.safetensors   step 3; config.yaml; unet/ with --export_diffusers
 results/<model>/multi/<target+target+...>/prune_mask.safetensors, config.yaml
-results/benchmarks/<model>/<benchmark>/<subject>/<method>/
+results/benchmarks/<protocol>/<model>/<benchmark>/<subject>/<method>/
     original/<key>.png, edited/<key>.png  images by case number (``<case>_s<seed>`` with several seeds)
     grid.png, metrics.json, config.yaml  original | edited rows, the metrics, the resolved config
 """
@@ -68,8 +68,10 @@ def method_tag(method: str, ckpt: str | None) -> str:
 
 
 def benchmark_run_dir(config: dict[str, Any], benchmark: str, subject: str) -> Path:
-    """``--out_dir``, else ``<res_path>/benchmarks/<model>/<benchmark>/<subject>/<method>``."""
+    """``--out_dir``, else ``<res_path>/benchmarks/<protocol>/<model>/<benchmark>/<subject>/<method>`` (runs of two
+    protocols never share a folder; protocol ``project`` when the config names none)."""
     if config.get("out_dir"):
         return Path(config["out_dir"])
     tag = method_tag(config["baseline"], config.get("ckpt_name"))
-    return Path(config["res_path"]) / "benchmarks" / model_slug(config["model_id"]) / benchmark / slugify(subject) / tag
+    protocol = slugify(str(config.get("protocol") or "project"))
+    return Path(config["res_path"]) / "benchmarks" / protocol / model_slug(config["model_id"]) / benchmark / slugify(subject) / tag
