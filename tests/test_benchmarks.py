@@ -673,3 +673,20 @@ def test_a_typed_guidance_scale_overrides_the_prompt_sets_own():
     assert [sample_guidance(s, typed) for s in samples] == [5.0] * 4 and len(by_guidance(samples, typed)) == 1
     assert run_settings(typed, samples)["guidance_source"] == "guidance_scale"
     assert "protocol" not in run_settings(from_file, samples) and run_settings(dict(from_file, protocol="paper"), samples)["protocol"] == "paper"
+
+
+def test_metrics_name_the_prompt_set_by_file_and_content(tmp_path):
+    from utils.bench_harness import prompt_set_identity
+
+    captions = tmp_path / "captions_a.csv"
+    captions.write_text("case_number,prompt\n0,a cat\n")
+    first = prompt_set_identity({"coco_captions": str(captions)})
+    assert (first["name"], first["source"]) == ("captions_a.csv", "coco_captions") and len(first["sha256"]) == 64
+    captions.write_text("case_number,prompt\n0,a dog\n")
+    assert prompt_set_identity({"coco_captions": str(captions)})["sha256"] != first["sha256"]
+    assert prompt_set_identity({"prompts": str(captions), "eval_dataset": "i2p"})["source"] == "prompts"  # --prompts wins
+    assert prompt_set_identity({"eval_dataset": "i2p"}) == {"name": "i2p", "source": "eval_dataset"}
+    (tmp_path / "mem").mkdir()
+    (tmp_path / "mem" / "prompts.csv").write_text("case_number,prompt\n0,x\n")
+    assert prompt_set_identity({"dataset_path": str(tmp_path / "mem")})["name"] == "mem"
+    assert prompt_set_identity({}) == {"name": "default"}

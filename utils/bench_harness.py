@@ -529,9 +529,32 @@ def run_benchmark(
     return metrics_path
 
 
+PROMPT_SOURCE_KEYS = ("prompts", "eval_dataset", "coco_captions", "dataset_path", "professions")  # first one given wins
+
+
+def prompt_set_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """Which prompt set a run used: the first prompt source the config names (``source``: its option), with
+    the file's ``name``, ``path`` and ``sha256`` (a dataset folder: of its prompts.csv); a named set that is
+    not a file (``i2p``) by its name; ``{"name": "default"}`` when the benchmark's own file in datasets/ is used."""
+    import hashlib
+
+    for key in PROMPT_SOURCE_KEYS:
+        value = config.get(key)
+        if not value:
+            continue
+        path = Path(str(value))
+        file = path / "prompts.csv" if path.is_dir() else path
+        if not file.is_file():
+            return {"name": str(value), "source": key}
+        return {"name": path.name, "path": str(path), "source": key, "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
+    return {"name": "default"}
+
+
 def run_settings(resolved: dict[str, Any], samples: Sequence[Sample]) -> dict[str, Any]:
-    """metrics.json's ``settings``: SETTING_KEYS (``protocol`` only when set) and where the guidance came from."""
+    """metrics.json's ``settings``: SETTING_KEYS (``protocol`` only when set), the prompt set (prompt_set_identity)
+    and where the guidance came from."""
     settings = {k: resolved.get(k) for k in SETTING_KEYS if k != "protocol" or resolved.get("protocol") is not None}
+    settings["prompt_set"] = prompt_set_identity(resolved)
     from_set = any(s.guidance is not None for s in samples) and not guidance_typed(resolved)
     settings["guidance_source"] = "prompt set (guidance_scale where a prompt has none)" if from_set else "guidance_scale"
     return settings
