@@ -729,34 +729,3 @@ def test_draws_never_replaces_a_file_or_folder_of_the_user_and_checks_the_judge_
     with pytest.raises(UsageError, match="is not a readable safetensors file"):
         main(["--judge", str(bad_judge), "--out", str(tmp_path / "draws.json")])
     assert notes.read_text() == '{"mine": 1}' and sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "judge.safetensors", "notes.json"]
-
-
-def test_bench_training_reads_the_recipe_steps_from_train_shipped(tmp_path):
-    from demo.bench_training import recipe_steps
-
-    shipped = json.loads((REPO_ROOT / "demo" / "model" / "training.json").read_text())["steps"]
-    plain, selectivity = recipe_steps()
-    assert plain + selectivity == shipped == 8402 and selectivity == 2113 + 1204
-    script = tmp_path / "recipe.sh"
-    script.write_text('stage vae --minutes 0 --vae_steps "$(steps 1000)"\n'
-                      'stage a --steps "$(steps 10)"\n# stage b --steps "$(steps 99)"\n'
-                      'stage c --init_from x --ffn_selectivity 0.3 --steps "$(steps 7)"\n')
-    assert recipe_steps(script) == (10, 7)
-
-
-@pytest.mark.parametrize("argv, words", [
-    (["--arch", "nope"], "unknown --arch 'nope'"),
-    (["--steps", "10"], "--steps must be an integer of at least 11, got 10"),
-    (["--fixed_seconds", "nan"], "--fixed_seconds must be a finite number, got nan"),
-    (["--out", "figures.txt"], "--out figures.txt must end in .json"),
-])
-def test_bench_training_refuses_bad_options_before_any_run(argv, words, capsys, monkeypatch):
-    import demo.bench_training as bench
-    from utils.errors import run_cli
-
-    monkeypatch.setattr(bench, "step_seconds", lambda *a: pytest.fail("a training run started"))
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(bench.main, argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and words in err and err.count("\n") == 0
