@@ -19,12 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.concepts import DEMO_MODEL  # noqa: E402
-from utils.config import build_parser, concept_hyperparameters, concept_select_ratio, resolve_config  # noqa: E402
 from demo.checks import integer, output_folder  # noqa: E402
+from utils.config import build_parser, concept_hyperparameters, concept_select_ratio, resolve_config  # noqa: E402
 from utils.errors import UsageError, run_cli  # noqa: E402
 
 DEFAULT_TARGET = "checker"
+# The model_defaults entry (configs/wanda_config.yaml) that a demo-world model without an entry of its own samples
+# with: run_demo's default of --model_settings, so a candidate trained on the demo world samples like the shipped model.
+DEMO_SETTINGS = "demo/model"
+GRID_ROWS = ["target before", "target after", "other before", "other after"]
 
 
 def image_grid(rows: list[list], scale: int = 3, gap: int = 2):
@@ -50,21 +53,83 @@ def check_demo_args(args) -> None:
             raise UsageError(f"run_demo judges one demo-world value; pass it with --target instead of --{option}")
 
 
-def main(argv=None) -> dict:
-    """Parse ``argv``, run discover -> prune -> judge, write the results; return the metrics."""
+def parse_args(argv=None):
+    """run_demo's options: the wanda scripts' ones (configs/wanda_config.yaml) plus --judge, --eval_prompts, --grid_columns."""
     parser = build_parser(__doc__.splitlines()[0])
     parser.add_argument("--judge", default=None, help="judge weights (default: demo/judge.safetensors)")
     parser.add_argument("--eval_prompts", type=int, default=32, help="scenes with the concept, and as many without it")
     parser.add_argument("--grid_columns", type=int, default=8)
+    parser.set_defaults(model_settings=DEMO_SETTINGS)
     args = parser.parse_args(argv)
     args.target = args.target or DEFAULT_TARGET
     check_demo_args(args)
-    config = resolve_config(args, fallback_model=DEMO_MODEL)  # any demo-world model samples like the shipped one
-    from utils.concepts import concept_from_args, demo_attribute
+    return args
 
-    concept = concept_from_args(args, config["seed"])
-    if concept.kind != "demo":
-        raise UsageError(f"--target {args.target!r} is not a demo-world value; pass a style, shape, colour, background or size of demo/world.py (e.g. stripes, circle)")
+
+def demo_world_concept(target: str, seed: int):
+    """The demo-world concept ``target`` (built by demo/concepts.py); UsageError for any other concept."""
+    from demo.concepts import DEMO_WORLD, KIND
+    from utils.concepts import build_concept
+
+    concept = build_concept(target, seed, source=DEMO_WORLD)
+    if concept.kind != KIND:
+        raise UsageError(f"--target {target!r} is not a demo-world value; pass a style, shape, colour, background or size of demo/world.py (e.g. stripes, circle)")
+    return concept
+
+
+def results_folder(config: dict, concept):
+    """The concept's results folder; UsageError when the hook variant is not a UNet one or a file stands where
+    a results folder goes (before any work)."""
+    from neuron_receivers.hook_variants import get_variant
+    from utils.paths import concept_dir
+
+    if get_variant(config["hook_module"]).component != "unet":
+        raise UsageError("the demo prunes UNet FFNs; use --hook_module unet or unet-ffn-1")
+    folder = concept_dir(config["res_path"], config["model_id"], concept.name)
+    for path in (folder / "demo", folder / "pruned"):
+        output_folder(str(path), "the results folder under --res_path")
+    return folder
+
+
+def discover_and_prune(session, concept, folder, skill_ratio: float, tau: int, select_ratio: float):
+    """Steps 1 and 2: the concept's union mask, saved under ``folder/pruned``; returns (masks, mask path, mask metadata, settings)."""
+    from utils.paths import run_name
+    from utils.workflow import describe_mask, save_mask_and_export, union_for_concept
+
+    masks = union_for_concept(session, concept, skill_ratio, tau, select_ratio)
+    mask_path = folder / "pruned" / run_name(skill_ratio, tau, select_ratio, session.variant.name) / "prune_mask.safetensors"
+    settings = {"targets": [concept.name], "skill_ratio": skill_ratio, "timesteps": tau, "select_ratio": select_ratio}
+    mask_meta = save_mask_and_export(session, masks, mask_path, settings, None)
+    print(describe_mask(mask_meta, mask_path))
+    return masks, mask_path, mask_meta, settings
+
+
+def judge_before_after(session, judge, attribute: str, value: str, masks, count: int, config: dict):
+    """Step 3: the same target and other scenes generated and judged before and while the mask applies.
+    Returns (before, after, grid rows); the session's pipeline is left as it was loaded."""
+    from demo.measure import eval_scenes, evaluate
+    from utils.pruning import masked_weights
+
+    targets, others = eval_scenes(attribute, value, count)
+    before, target_before, other_before = evaluate(session.pipe, judge, attribute, value, targets, others, config)
+    with masked_weights(session.modules, masks):
+        after, target_after, other_after = evaluate(session.pipe, judge, attribute, value, targets, others, config)
+    return before, after, [target_before, target_after, other_before, other_after]
+
+
+def summary(metrics: dict) -> str:
+    """The one line that run_demo prints: detection and the other attributes' accuracy before -> after, the pruned share."""
+    before, after = metrics["before"], metrics["after"]
+    return (f"{metrics['concept']}: detected in {100 * before['detection']:.0f}% of target images before, "
+            f"{100 * after['detection']:.0f}% after; other attributes {100 * before['other_accuracy']:.0f}% -> "
+            f"{100 * after['other_accuracy']:.0f}% right; {100 * metrics['pruned_fraction_of_unet']:.2f}% of UNet weights pruned")
+
+
+def main(argv=None) -> dict:
+    """Parse ``argv``, run discover -> prune -> judge, write the results; return the metrics."""
+    args = parse_args(argv)
+    config = resolve_config(args)
+    concept = demo_world_concept(args.target, config["seed"])
     from demo.judge import judge_file
 
     judge_path = judge_file(args.judge)
@@ -72,44 +137,26 @@ def main(argv=None) -> dict:
     select_ratio = concept_select_ratio(config, concept.kind)
     started = time.time()
 
+    from demo.concepts import demo_attribute
     from demo.judge import load_judge
-    from demo.measure import eval_scenes, evaluate
-    from neuron_receivers.hook_variants import get_variant
-    from utils.paths import concept_dir, run_name
-    from utils.pruning import masked_weights
     from utils.storage import save_image, write_text
-    from utils.workflow import Session, describe_mask, save_mask_and_export, save_run_config, setup_logging, union_for_concept
+    from utils.workflow import Session, save_run_config, setup_logging
 
-    if get_variant(config["hook_module"]).component != "unet":
-        raise UsageError("the demo prunes UNet FFNs; use --hook_module unet or unet-ffn-1")
-    folder = concept_dir(config["res_path"], config["model_id"], concept.name)
-    for path in (folder / "demo", folder / "pruned"):  # a file where a results folder goes: refused before any work
-        output_folder(str(path), "the results folder under --res_path")
+    folder = results_folder(config, concept)
     judge = load_judge(judge_path)  # a missing or corrupt judge is refused before the model is loaded
     setup_logging()
     session = Session(config)
     tau = session.effective_tau(tau)
     attribute = demo_attribute(concept.name)
-    masks = union_for_concept(session, concept, skill_ratio, tau, select_ratio)
-    mask_path = folder / "pruned" / run_name(skill_ratio, tau, select_ratio, session.variant.name) / "prune_mask.safetensors"
-    settings = {"targets": [concept.name], "skill_ratio": skill_ratio, "timesteps": tau, "select_ratio": select_ratio}
-    mask_meta = save_mask_and_export(session, masks, mask_path, settings, None)
-    print(describe_mask(mask_meta, mask_path))
-
-    targets, others = eval_scenes(attribute, concept.name, args.eval_prompts)
-    before, target_before, other_before = evaluate(session.pipe, judge, attribute, concept.name, targets, others, config)
-    with masked_weights(session.modules, masks):  # the session's pipeline is left as it was loaded
-        after, target_after, other_after = evaluate(session.pipe, judge, attribute, concept.name, targets, others, config)
+    masks, mask_path, mask_meta, settings = discover_and_prune(session, concept, folder, skill_ratio, tau, select_ratio)
+    before, after, images = judge_before_after(session, judge, attribute, concept.name, masks, args.eval_prompts, config)
 
     out = folder / "demo"
-    n = args.grid_columns
-    save_image(out / "grid.png", image_grid([target_before[:n], target_after[:n], other_before[:n], other_after[:n]]))
+    save_image(out / "grid.png", image_grid([row[: args.grid_columns] for row in images]))
     metrics = {
         "concept": f"{attribute}={concept.name}",
         "model_id": config["model_id"],
-        "skill_ratio": skill_ratio,
-        "timesteps": tau,
-        "select_ratio": select_ratio,
+        **{"skill_ratio": skill_ratio, "timesteps": tau, "select_ratio": select_ratio},
         "pruned_weights": mask_meta["num_pruned"],
         "pruned_fraction_of_unet": mask_meta["fraction_of_component"],
         "eval_prompts": args.eval_prompts,
@@ -117,15 +164,11 @@ def main(argv=None) -> dict:
         "after": after,
         "mask": str(mask_path),
         "seconds": round(time.time() - started, 1),
-        "rows_of_grid_png": ["target before", "target after", "other before", "other after"],
+        "rows_of_grid_png": GRID_ROWS,
     }
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     save_run_config(out, session.resolved_config(target=concept.name, eval_prompts=args.eval_prompts, judge=str(judge_path), **settings))
-    print(
-        f"{attribute}={concept.name}: detected in {100 * before['detection']:.0f}% of target images before, "
-        f"{100 * after['detection']:.0f}% after; other attributes {100 * before['other_accuracy']:.0f}% -> "
-        f"{100 * after['other_accuracy']:.0f}% right; {100 * metrics['pruned_fraction_of_unet']:.2f}% of UNet weights pruned"
-    )
+    print(summary(metrics))
     print(f"wrote {out / 'metrics.json'} and {out / 'grid.png'}")
     return metrics
 

@@ -1,9 +1,11 @@
-"""The table of hook variants: which pipeline component and which Linear layers each one scores."""
+"""The table of hook variants: which pipeline component and which Linear layers each one scores.
+
+No torch import at module level: the config checks read the names (``HOOK_VARIANTS``, ``variant_names``)
+before torch is loaded; ``select_modules`` imports it when it walks a model.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch import nn
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,15 @@ HOOK_VARIANTS: dict[str, HookVariant] = {
 }
 
 
+def variant_names(component: str | None = None, ffn_only: bool = False) -> tuple[str, ...]:
+    """The names of the variants, in table order: all of them, or those of one ``component`` and/or
+    only those that select an FFN Linear (``.ff.`` in the suffix)."""
+    return tuple(
+        name for name, v in HOOK_VARIANTS.items()
+        if (component is None or v.component == component) and (not ffn_only or ".ff." in v.suffix)
+    )
+
+
 def get_variant(name: str) -> HookVariant:
     """Return the variant called ``name``; raise KeyError listing the known ones otherwise."""
     try:
@@ -42,11 +53,13 @@ def get_variant(name: str) -> HookVariant:
         raise KeyError(f"unknown hook variant {name!r}; known: {', '.join(HOOK_VARIANTS)}") from None
 
 
-def select_modules(model: nn.Module, variant: HookVariant) -> dict[str, nn.Linear]:
+def select_modules(model: "nn.Module", variant: HookVariant) -> dict[str, "nn.Linear"]:
     """Map module name -> Linear for every module of ``model`` that ``variant`` selects.
 
     The order is registration order; execution order is what ``trace`` records.
     """
+    from torch import nn
+
     selected = {
         name: module
         for name, module in model.named_modules()

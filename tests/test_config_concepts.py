@@ -79,8 +79,8 @@ def test_a_model_without_an_entry_can_borrow_another_models_settings(tmp_path):
     other = tmp_path / "candidate"
     other.mkdir()
     (other / "model_index.json").write_text("{}")
-    args = build_parser("t").parse_args(["--model_id", str(other), "--batch_size", "2"])
-    config = resolve_config(args, fallback_model="demo/model")  # run_demo: any demo-world model samples like demo/model
+    args = build_parser("t").parse_args(["--model_id", str(other), "--batch_size", "2", "--model_settings", "demo/model"])
+    config = resolve_config(args)  # run_demo: any demo-world model samples like demo/model
     assert (config["num_inference_steps"], config["guidance_scale"], config["batch_size"]) == (20, 5.0, 2)
     assert not same_model("", "demo/model") and not same_model("demo/model", "")
 
@@ -283,8 +283,12 @@ def test_a_byte_order_mark_or_binary_prompt_file(prompt_files, tmp_path):
 
 
 def test_demo_world_values_are_concepts_whose_pairs_differ_only_in_the_value():
-    from utils.concepts import build_concept, concept_kind
+    from functools import partial
 
+    from demo.concepts import DEMO_WORLD
+    from utils.concepts import build_concept as build, concept_kind as kind
+
+    build_concept, concept_kind = partial(build, source=DEMO_WORLD), partial(kind, source=DEMO_WORLD)  # the demo model's source
     assert concept_kind("stripes") == concept_kind("circle") == concept_kind("large") == "demo"
     assert concept_kind("Van Gogh") == "art" and concept_kind("male") == "gender"  # no name is shared
     stripes = build_concept("stripes", 0)
@@ -298,13 +302,18 @@ def test_demo_world_values_are_concepts_whose_pairs_differ_only_in_the_value():
 
 
 def test_the_demo_model_is_asked_only_demo_world_or_custom_concepts():
-    from utils.concepts import Concept, check_fits_model
+    from demo.concepts import DEMO_WORLD
+    from utils.concepts import Concept, check_fits_model, load_concept_source
     from utils.config import REPO_ROOT
+
+    def fits(concept, model):  # checked as a wanda script checks it, for a run of ``model`` (its config's model_defaults)
+        config = resolve_config(build_parser("t").parse_args(["--model_id", model]))
+        return check_fits_model(concept, config, load_concept_source(config["concept_source"]))
 
     for model in ("demo/model", str(REPO_ROOT / "demo" / "model")):
         with pytest.raises(UsageError, match="'naked' is a concept of the paper's Stable Diffusion models"):
-            check_fits_model(build_concept("naked", 0), model)
-        assert check_fits_model(build_concept("stripes", 0), model).kind == "demo"
+            fits(build_concept("naked", 0), model)
+        assert fits(build_concept("stripes", 0, source=DEMO_WORLD), model).kind == "demo"
         custom = Concept("mine", "custom", ())
-        assert check_fits_model(custom, model) is custom
-    assert check_fits_model(build_concept("naked", 0), "CompVis/stable-diffusion-v1-4").kind == "naked"
+        assert fits(custom, model) is custom
+    assert fits(build_concept("naked", 0), "CompVis/stable-diffusion-v1-4").kind == "naked"

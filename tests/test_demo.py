@@ -390,7 +390,9 @@ def test_erasure_table_ceiling_row_zeroes_every_ffn_weight_and_restores_them(tmp
     """--ceiling ends the table with every ff.net.2 weight zeroed (its share of the UNet counted by hand)."""
     import torch
 
+    import demo.erasure_measure as measure
     import demo.erasure_table as table
+    from demo.erasure_report import markdown
     from utils.model_loading import load_pipeline
 
     pipe = load_pipeline(str(REPO_ROOT / "demo" / "model"), torch.device("cpu"), torch.float32)
@@ -402,21 +404,21 @@ def test_erasure_table_ceiling_row_zeroes_every_ffn_weight_and_restores_them(tmp
         seen.append(all(bool((m.weight == 0).all()) for m in ffn.values()))
         return evaluate(pipe, *args, **kwargs)
 
-    evaluate = table.evaluate
-    table.evaluate = judged
+    evaluate = measure.evaluate
+    measure.evaluate = judged
     try:
         report = table.main(["--concepts", "style=stripes", "--pairs", "2", "--eval_prompts", "2", "--quality_prompts", "0",
                                               "--num_inference_steps", "2", "--skill_ratios", "0.1", "--taus", "1", "--ceiling",
                                               "--out", str(tmp_path / "t.json")], pipe=pipe)
     finally:
-        table.evaluate = evaluate
+        measure.evaluate = evaluate
     rows = report["tables"]["style=stripes"]
     assert [r["skill_ratio"] for r in rows] == [None, 0.1, "all weights"]
     share = sum(m.weight.numel() for m in ffn.values()) / sum(p.numel() for p in pipe.unet.parameters())
     assert rows[-1]["pruned_fraction"] == pytest.approx(share) and 0.05 < share < 0.2
     assert seen == [False, False, True]  # only the ceiling row judged the model with every FFN weight zeroed
     assert all(torch.equal(m.weight, before[n]) for n, m in ffn.items())  # restored afterwards
-    assert "| all weights | – |" in table.markdown(rows, "style=stripes")
+    assert "| all weights | – |" in markdown(rows, "style=stripes")
 
 
 def test_erasure_table_select_ratios_prune_the_weights_skilled_at_enough_steps(tmp_path):
@@ -424,6 +426,8 @@ def test_erasure_table_select_ratios_prune_the_weights_skilled_at_enough_steps(t
     import torch
 
     import demo.erasure_table as table
+    from demo.concepts import concept_pairs
+    from demo.erasure_report import markdown
     from neuron_receivers.hook_variants import get_variant
     from utils.model_loading import load_pipeline
     from utils.recording import record_norms
@@ -435,17 +439,17 @@ def test_erasure_table_select_ratios_prune_the_weights_skilled_at_enough_steps(t
     rows = table.main(argv, pipe=pipe)["tables"]["style=checker"]
     assert [(r["skill_ratio"], r.get("select_ratio")) for r in rows] == [(None, None), (0.1, 0.0), (0.1, 0.5)]
     sampling = {"num_inference_steps": 4, "guidance_scale": 5.0, "batch_size": 32}
-    norms = record_norms(pipe, table.concept_pairs("style", "checker", 2, seed=0), sampling, get_variant("unet"), None)
+    norms = record_norms(pipe, concept_pairs("style", "checker", 2, seed=0), sampling, get_variant("unet"), None)
     weights = {n: m.weight.detach() for n, m in pipe.unet.named_modules() if n.endswith("ff.net.2")}
     total = sum(p.numel() for p in pipe.unet.parameters())
     for row in rows[1:]:
         masks = union_masks(weights, norms, 0.1, 4, row["select_ratio"])
         assert row["pruned_fraction"] == sum(int(m.sum()) for m in masks.values()) / total
     assert 0 < rows[2]["pruned_fraction"] < rows[1]["pruned_fraction"]  # fewer weights are skilled at 3 of 4 steps than at 1
-    lines = table.markdown(rows, "style=checker").splitlines()
+    lines = markdown(rows, "style=checker").splitlines()
     assert lines[0].startswith("| select_ratio | skill_ratio | tau |") and lines[2].startswith("| – | before | – |")
     assert lines[4].startswith("| 0.5 | 0.1 | 4 |")
-    assert not table.markdown(rows[:2], "style=checker").startswith("| select_ratio")  # no column when every row is the plain union
+    assert not markdown(rows[:2], "style=checker").startswith("| select_ratio")  # no column when every row is the plain union
 
 def test_erasure_table_config_layers_yaml_file_then_options(tmp_path):
     from demo.erasure_table import parse_config

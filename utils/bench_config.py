@@ -21,10 +21,11 @@ from utils.config import (
     OPTIONS,
     REPO_ROOT,
     build_parser,
+    check_entry,
     check_sampling_config,
     load_yaml_config,
     merge_options,
-    typed_value,
+    option_types,
 )
 from utils.errors import UsageError
 
@@ -86,8 +87,7 @@ def build_bench_parser(description: str, specific: tuple[str, ...], target: str 
 
 def yaml_types() -> dict[str, type]:
     """Key -> the type its value must have in a benchmark YAML file (every key any benchmark script takes)."""
-    table = {key: OPTIONS[key] for key in SAMPLING_KEYS} | COMMON | SPECIFIC
-    return {key: kind for key, (kind, _) in table.items()} | {key: bool for key in BENCH_FLAGS}
+    return option_types({key: OPTIONS[key] for key in SAMPLING_KEYS} | COMMON | SPECIFIC, BENCH_FLAGS)
 
 
 def check_protocols(table: Any, where: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -95,7 +95,7 @@ def check_protocols(table: Any, where: str) -> dict[str, dict[str, dict[str, Any
     each a known benchmark key converted to its type. Raise UsageError naming the entry otherwise."""
     if not isinstance(table, dict) or not table:
         raise UsageError(f"{where}: protocols must map protocol names to presets, e.g. {{paper: {{all: {{model_id: ...}}}}}}")
-    types = yaml_types()
+    types = {key: kind for key, kind in yaml_types().items() if key != "protocol"}  # a preset cannot name another one
     checked: dict[str, dict[str, dict[str, Any]]] = {}
     for name, preset in table.items():
         if preset is not None and not isinstance(preset, dict):
@@ -104,12 +104,8 @@ def check_protocols(table: Any, where: str) -> dict[str, dict[str, dict[str, Any
         for section, settings in (preset or {}).items():
             if section != PROTOCOL_ALL and section not in BENCHMARKS:
                 raise UsageError(f"{where}: protocol {name} has unknown section {section!r}; use all or one of {', '.join(BENCHMARKS)}")
-            if settings is not None and not isinstance(settings, dict):
-                raise UsageError(f"{where}: protocols.{name}.{section} must be a mapping of settings")
-            unknown = sorted(str(k) for k in (settings or {}) if k not in types or k == "protocol")
-            if unknown:
-                raise UsageError(f"{where}: protocols.{name}.{section} has unknown or misplaced key(s) {', '.join(unknown)}")
-            checked[str(name)][str(section)] = {k: typed_value(f"protocols.{name}.{section}.{k}", v, types[k], where) for k, v in (settings or {}).items()}
+            label = f"protocols.{name}.{section}"
+            checked[str(name)][str(section)] = check_entry(settings, types, label, label, where, unknown="unknown or misplaced key(s)")
     return checked
 
 

@@ -11,10 +11,10 @@ No torch import here. The pair templates follow the paper's reference code (see
             one random seed per pair, drawn from the run's seed.
 - memorize: target prompts from a file, base prompts empty.
 - custom:   two files of equal length given by the user.
-- demo:     an attribute value of the embedded demo world (``demo/world.py``; e.g. ``stripes``,
-            ``circle``, ``red``): target scenes carry the value, each base scene is the same scene
-            with the neutral value (style ``plain``, or another value of the attribute), one render
-            seed per pair.
+- a model's own concepts: a ``ConceptSource`` named in the YAML config (``concept_source:
+  module:attribute``, top level or in the model's ``model_defaults`` entry) and imported when a script
+  runs; e.g. the demo world's values (``demo/concepts.py``). With ``own_concepts_only`` the model is
+  asked only those and custom prompt files.
 
 Every pair except gender uses the run's seed for both prompts (the reference resets the global
 seed to ``seed`` before every generation).
@@ -22,15 +22,18 @@ seed to ``seed`` before every generation).
 from __future__ import annotations
 
 import csv
+import importlib
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from utils.errors import UsageError
 
 DATASETS_DIR = Path(__file__).resolve().parents[1] / "datasets"
 MEMORIZE_PATTERN = re.compile(r"^memorize_\d+$")
+BUILT_IN_KINDS = ("art", "naked", "object", "gender", "memorize")  # the paper's concepts, from datasets/
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,42 @@ class Concept:
     name: str
     kind: str
     pairs: tuple[PromptPair, ...]
+
+
+@dataclass(frozen=True)
+class ConceptSource:
+    """A model's own concepts, plugged in by a config's ``concept_source: module:attribute``.
+
+    build: (target name, seed) -> its Concept, or None when the name is not one of them.
+    label: what its concepts are called in messages (``a {label} value``, ``a {label} target``).
+    model, world: how messages name the model and what it knows ("the demo model", "the demo world").
+    examples: a few target names, for messages.
+    """
+
+    build: Callable[[str, int], "Concept | None"]
+    label: str = "own"
+    model: str = "the model"
+    world: str = "its own concepts"
+    examples: tuple[str, ...] = ()
+
+
+def load_concept_source(spec: str | None) -> ConceptSource | None:
+    """The ConceptSource that ``spec`` (``module:attribute``, e.g. ``demo.concepts:DEMO_WORLD``) names, imported
+    now; a plain function (target, seed) -> Concept or None is wrapped in one. None for no spec; UsageError
+    when it cannot be imported or is neither."""
+    if not spec:
+        return None
+    module_name, _, attribute = str(spec).partition(":")
+    hint = "set concept_source in the config to module:attribute of a ConceptSource (see utils/concepts.py)"
+    try:
+        found: Any = getattr(importlib.import_module(module_name), attribute) if attribute else None
+    except (ImportError, AttributeError) as err:
+        raise UsageError(f"concept_source {spec!r} cannot be imported ({err.__class__.__name__}: {err}); {hint}") from None
+    if isinstance(found, ConceptSource):
+        return found
+    if callable(found):
+        return ConceptSource(build=found)
+    raise UsageError(f"concept_source {spec!r} is not a ConceptSource or a function; {hint}")
 
 
 def _read_lines(path: Path, what: str) -> list[str]:
@@ -86,44 +125,17 @@ def gender_pairs(datasets_dir: Path = DATASETS_DIR) -> list[tuple[str, str]]:
     return [(row["male"], row["female"]) for row in _read_csv(datasets_dir / "gender_pairs.csv", ("male", "female"))]
 
 
-DEMO_PAIRS = 32  # prompt pairs of a demo-world concept
+def known_targets(datasets_dir: Path = DATASETS_DIR, source: ConceptSource | None = None) -> list[str]:
+    """Every built-in target name (memorize_i is also accepted, with its prompt file), then the
+    ``source``'s concepts in words when given."""
+    names = [*artist_phrases(datasets_dir), "naked", *object_names(datasets_dir), "male", "female", "memorize_<i>"]
+    if source is not None:
+        names.append(f"a {source.label} value ({', '.join([*source.examples, '...'])})")
+    return names
 
 
-def demo_attribute(target: str) -> str | None:
-    """The demo-world attribute (shape, colour, background, size, style) whose value ``target`` is, or None."""
-    from demo.world import ATTRIBUTES
-
-    return next((name for name, values in ATTRIBUTES.items() if target in values), None)
-
-
-def demo_pairs(attribute: str, value: str, count: int, seed: int) -> list[PromptPair]:
-    """``count`` (base, target) caption pairs of the demo world for ``attribute=value``.
-
-    Targets are random scenes with the value; each base is the same scene with the neutral value (style
-    ``plain``) or, for attributes without one, a random other value. The seed of each pair is its render seed.
-    """
-    import numpy as np
-
-    from demo.world import ATTRIBUTES, NEUTRAL, Scene, dataset
-
-    rng = np.random.default_rng(seed)
-    options = [v for v in ATTRIBUTES[attribute] if v != value]
-    pairs = []
-    for scene, render_seed in dataset(count, seed, **{attribute: value}):
-        neutral = NEUTRAL.get(attribute) if NEUTRAL.get(attribute) != value else None
-        base = Scene(**{**scene.__dict__, attribute: neutral or options[rng.integers(len(options))]})
-        pairs.append(PromptPair(base.caption(), scene.caption(), render_seed % (2**31)))
-    return pairs
-
-
-def known_targets(datasets_dir: Path = DATASETS_DIR) -> list[str]:
-    """Every built-in target name (memorize_i is also accepted, with its prompt file)."""
-    return [*artist_phrases(datasets_dir), "naked", *object_names(datasets_dir), "male", "female", "memorize_<i>",
-            "a demo-world value (stripes, circle, red, ...)"]
-
-
-def concept_kind(target: str, datasets_dir: Path = DATASETS_DIR) -> str | None:
-    """The kind of a built-in target, or None when the name is not built in."""
+def concept_kind(target: str, datasets_dir: Path = DATASETS_DIR, source: ConceptSource | None = None) -> str | None:
+    """The kind of a built-in target (else of the ``source``'s concept of that name), or None when the name is neither."""
     if target in artist_phrases(datasets_dir):
         return "art"
     if target == "naked":
@@ -134,9 +146,8 @@ def concept_kind(target: str, datasets_dir: Path = DATASETS_DIR) -> str | None:
         return "gender"
     if MEMORIZE_PATTERN.match(target):
         return "memorize"
-    if demo_attribute(target):
-        return "demo"
-    return None
+    own = source.build(target, 0) if source is not None else None
+    return own.kind if own is not None else None
 
 
 def _object_scenes(target: str, datasets_dir: Path) -> list[str]:
@@ -161,14 +172,16 @@ def build_concept(
     base_prompts: str | None = None,
     target_prompts: str | None = None,
     datasets_dir: Path = DATASETS_DIR,
+    source: ConceptSource | None = None,
 ) -> Concept:
     """Return the concept ``target`` with its prompt pairs; raise UsageError for unknown input.
 
     A custom concept is any name given together with ``base_prompts`` and ``target_prompts`` files.
+    A name that is not built in is looked up in ``source`` (the model's own concepts) when given.
     """
     if not target:
-        raise UsageError("no concept given; pass --target: a demo-world value on the demo model (e.g. stripes, circle), "
-                         "or on Stable Diffusion e.g. 'Van Gogh', naked, parachute, male")
+        own = f"{_own_value(source)} on {source.model} (e.g. {', '.join(source.examples[:2])}), or " if source is not None else ""
+        raise UsageError(f"no concept given; pass --target: {own}on Stable Diffusion e.g. 'Van Gogh', naked, parachute, male")
     if (base_prompts is None) != (target_prompts is None):
         raise UsageError("a custom concept needs both --base_prompts and --target_prompts files")
     if base_prompts is not None:
@@ -184,8 +197,11 @@ def build_concept(
 
     kind = concept_kind(target, datasets_dir)
     if kind is None:
+        own = source.build(target, seed) if source is not None else None
+        if own is not None:
+            return own
         raise UsageError(
-            f"unknown target {target!r}; choose one of {', '.join(known_targets(datasets_dir))}, "
+            f"unknown target {target!r}; choose one of {', '.join(known_targets(datasets_dir, source))}, "
             "or give a custom concept with --base_prompts and --target_prompts"
         )
     if kind == "art":
@@ -204,8 +220,6 @@ def build_concept(
         for male, female in gender_pairs(datasets_dir):
             base, tgt = (male, female) if target == "male" else (female, male)
             pairs.append(PromptPair(f"a headshot of a {base}", f"a headshot of a {tgt}", rng.randrange(2**31)))
-    elif kind == "demo":
-        pairs = demo_pairs(demo_attribute(target), target, DEMO_PAIRS, seed)
     else:  # memorize
         prompts = _read_lines(_resolve_prompt_file(target_file or target, datasets_dir), "memorized prompts")
         if not prompts:
@@ -231,24 +245,34 @@ def slugify(text: str) -> str:
     return f"{slug[: MAX_SLUG - 11].rstrip('_.+-')}-{digest}" if slug else f"concept-{digest}"
 
 
-DEMO_MODEL = "demo/model"
-DEMO_MODEL_KINDS = ("demo", "custom")  # what the demo model can be asked: its world's values, or the user's own prompts
+def _own_value(source: ConceptSource) -> str:
+    return f"a {source.label} value"
 
 
-def check_fits_model(concept: Concept, model_id: str) -> Concept:
-    """``concept`` unchanged; UsageError when a concept of the paper's models (an artist, nudity, an
-    object, a gender, a memorized image) is asked of the demo model, which knows only the demo world."""
-    from utils.config import same_model
+def check_fits_model(concept: Concept, config: dict[str, Any], source: ConceptSource | None = None) -> Concept:
+    """``concept`` unchanged; UsageError when the config says its model knows only its own concepts
+    (``own_concepts_only``) and ``concept`` is a built-in one of the paper's models (an artist, nudity, an
+    object, a gender, a memorized image) rather than one of ``source``'s or a custom one."""
+    if not config.get("own_concepts_only") or concept.kind not in BUILT_IN_KINDS:
+        return concept
+    model = source.model if source is not None else "a model"
+    world = source.world if source is not None else "its own concepts"
+    own = f", or a {source.label} target such as {' or '.join(source.examples[:2])}" if source is not None and source.examples else ""
+    raise UsageError(f"{concept.name!r} is a concept of the paper's Stable Diffusion models, but the model is {model} "
+                     f"({config.get('model_id')}), which knows only {world}; "
+                     f"pass --model_id CompVis/stable-diffusion-v1-4 (or another SD model){own}")
 
-    if concept.kind not in DEMO_MODEL_KINDS and same_model(str(model_id), DEMO_MODEL):
-        raise UsageError(f"{concept.name!r} is a concept of the paper's Stable Diffusion models, but the model is the demo model "
-                         f"({DEMO_MODEL}), which knows only the demo world; pass --model_id CompVis/stable-diffusion-v1-4 "
-                         "(or another SD model), or a demo-world target such as stripes or circle")
-    return concept
+
+def concept_for_config(config: dict[str, Any], target: str | None, target_file: str | None = None,
+                       base_prompts: str | None = None, target_prompts: str | None = None) -> Concept:
+    """The concept ``target`` (or the custom one of the prompt files) for a run of ``config``: built with the
+    config's concept source (``concept_source``) and checked against its ``own_concepts_only``."""
+    source = load_concept_source(config.get("concept_source"))
+    concept = build_concept(target, int(config["seed"]), target_file, base_prompts, target_prompts, source=source)
+    return check_fits_model(concept, config, source)
 
 
-def concept_from_args(args, seed: int, model_id: str | None = None) -> Concept:
+def concept_from_args(args, config: dict[str, Any]) -> Concept:
     """The concept a wanda script's parsed ``--target/--target_file/--base_prompts/--target_prompts`` name,
-    checked against ``model_id`` when given (see check_fits_model)."""
-    concept = build_concept(args.target, seed, args.target_file, args.base_prompts, args.target_prompts)
-    return check_fits_model(concept, model_id) if model_id is not None else concept
+    for a run of the resolved ``config`` (see concept_for_config)."""
+    return concept_for_config(config, args.target, args.target_file, args.base_prompts, args.target_prompts)

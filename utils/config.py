@@ -2,9 +2,11 @@
 
 ``build_parser`` declares the options shared by all scripts; each option's default is ``None`` so
 that only what the user typed overrides the YAML file. ``resolve_config`` merges the two (with the
-YAML's ``model_defaults``: one model's own settings, such as the demo model's sampling), finds
-repo-relative model folders from any directory (``repo_path``) and checks every value; ``dump_yaml``
-writes the resolved config (floats as ``1.0e-02``).
+YAML's ``model_defaults``: one model's own settings, such as its sampling and its concept source),
+finds repo-relative model folders from any directory (``repo_path``) and checks every value;
+``dump_yaml`` writes the resolved config (floats as ``1.0e-02``). ``load_yaml_config`` and
+``merge_options`` are the one YAML + options loader of every script (wanda, benchmarks, demo tools).
+No model is known here by name: a model's settings come from the YAML only.
 """
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ from typing import Any
 
 import yaml
 
+from neuron_receivers.hook_variants import variant_names
 from utils.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "wanda_config.yaml"
 
-HOOK_MODULES = ("unet", "unet-ffn-1", "attn_key", "attn_val", "text")
+HOOK_MODULES = variant_names()  # the names of neuron_receivers/hook_variants.HOOK_VARIANTS
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -43,11 +46,23 @@ OPTIONS: dict[str, tuple[type, str]] = {
     "res_path": (str, "results folder"),
     "num_preview": (int, "prompt pairs whose images are saved by wanda.py"),
     "num_images": (int, "prompt pairs whose before/after images are saved by remove_neurons.py"),
+    "model_settings": (str, "the model_defaults entry to sample with when the model has none of its own "
+                            "(e.g. a shipped model's entry for a candidate trained like it)"),
 }
 FLAGS: dict[str, str] = {
     "safety_checker": "load the pipeline's safety checker (off by default, as in the paper)",
 }
 NESTED_KEYS = ("concept_defaults", "model_defaults")
+# A model's concepts: YAML-only keys (top level or in a model_defaults entry), no command-line options.
+# concept_source: "module:attribute" of a utils.concepts.ConceptSource (or a function target, seed -> Concept
+# or None) that builds the model's own concepts, imported when a script runs; own_concepts_only: the model
+# knows only those and custom prompt files (the paper's built-in concepts are refused in one sentence).
+CONCEPT_KEYS: dict[str, type] = {"concept_source": str, "own_concepts_only": bool}
+
+
+def option_types(options: dict[str, tuple[type, str]], flags: dict[str, str] | tuple[str, ...] = ()) -> dict[str, type]:
+    """Key -> the type its YAML value must have: each option's type, bool for each flag."""
+    return {**{key: kind for key, (kind, _) in options.items()}, **{key: bool for key in flags}}
 
 
 def build_parser(
@@ -129,13 +144,13 @@ def load_yaml_config(
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping of keys to values")
     _check_expansion(data, path)
-    known = known if known is not None else set(OPTIONS) | set(FLAGS) | set(NESTED_KEYS)
+    known = known if known is not None else set(OPTIONS) | set(FLAGS) | set(NESTED_KEYS) | set(CONCEPT_KEYS)
     unknown = sorted(str(k) for k in set(data) - known)
     if unknown:
         raise UsageError(
             f"config file {path} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(sorted(known))}"
         )
-    types = types if types is not None else {**{k: kind for k, (kind, _) in OPTIONS.items()}, **{k: bool for k in FLAGS}}
+    types = types if types is not None else {**option_types(OPTIONS, FLAGS), **CONCEPT_KEYS}
     checked = {key: typed_value(key, value, types[key], f"config file {path}") if key in types else value for key, value in data.items()}
     return check_nested(checked, f"config file {path}")
 
@@ -169,29 +184,36 @@ def typed_value(key: str, value: Any, kind: type, where: str) -> Any:
         raise bad from None
 
 
-def _check_table(name: str, table: Any, allowed: list[str] | tuple[str, ...], maps: str, example: str, where: str) -> dict[str, dict[str, Any]]:
+def check_entry(settings: Any, types: dict[str, type], label: str, prefix: str, where: str, example: str = "",
+                unknown: str = "unknown key(s)") -> dict[str, Any]:
+    """One mapping of settings (or None: empty) checked: only keys of ``types``, each value converted to its type
+    (named ``{prefix}.{key}`` in errors). ``label`` names the mapping in errors; ``example`` shows a good one;
+    ``unknown`` words the unknown keys. Raise UsageError otherwise. Shared by every nested table of every config."""
+    if settings is not None and not isinstance(settings, dict):
+        raise UsageError(f"{where}: {label} must be a mapping of settings" + (f", e.g. {example}" if example else ""))
+    bad = sorted(str(k) for k in set(settings or {}) - set(types))
+    if bad:
+        raise UsageError(f"{where}: {label} has {unknown} {', '.join(bad)}; known keys are {', '.join(types)}")
+    return {k: typed_value(f"{prefix}.{k}", v, types[k], where) for k, v in (settings or {}).items()}
+
+
+def _check_table(name: str, table: Any, allowed: dict[str, type], maps: str, example: str, where: str) -> dict[str, dict[str, Any]]:
     """A nested table (``name``: key -> mapping of settings) checked: every entry a mapping (or None) of
-    ``allowed`` option keys, each value converted to its option's type. ``maps`` and ``example`` word
-    the error. Raise UsageError naming the entry otherwise."""
+    ``allowed`` keys (key -> type), each value converted to its type (see check_entry). ``maps`` and
+    ``example`` word the error. Raise UsageError naming the entry otherwise."""
     if table is None:
         return {}
     if not isinstance(table, dict):
         raise UsageError(f"{where}: {name} must map {maps} to settings, e.g. {{{example}}}")
-    checked = {}
-    for key, settings in table.items():
-        if settings is not None and not isinstance(settings, dict):
-            raise UsageError(f"{where}: {name} of {key} must be a mapping of settings, e.g. {example.split(': ', 1)[1]}")
-        unknown = sorted(str(k) for k in set(settings or {}) - set(allowed))
-        if unknown:
-            raise UsageError(f"{where}: {name} of {key} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(allowed)}")
-        checked[str(key)] = {k: typed_value(f"{name}.{key}.{k}", v, OPTIONS[k][0], where) for k, v in (settings or {}).items()}
-    return checked
+    return {str(key): check_entry(settings, allowed, f"{name} of {key}", f"{name}.{key}", where, example.split(": ", 1)[1])
+            for key, settings in table.items()}
 
 
 def check_concept_defaults(table: Any, where: str = "the config") -> dict[str, dict[str, Any]]:
     """The ``concept_defaults`` table checked: concept kind -> {skill_ratio, timesteps, select_ratio},
     each value converted and in its range. Raise UsageError for anything else."""
-    checked = _check_table("concept_defaults", table, HYPERPARAMETER_KEYS, "concept kinds", "art: {skill_ratio: 1.0e-02, timesteps: 10}", where)
+    types = {key: OPTIONS[key][0] for key in HYPERPARAMETER_KEYS}
+    checked = _check_table("concept_defaults", table, types, "concept kinds", "art: {skill_ratio: 1.0e-02, timesteps: 10}", where)
     for kind, entry in checked.items():
         check_hyperparameters(entry, f"{where}: concept_defaults of {kind}: ")
     return checked
@@ -218,7 +240,7 @@ def merge_options(args: argparse.Namespace, config: dict[str, Any], options: dic
 
 def repo_path(value: str) -> str:
     """``value`` unchanged, unless it is a relative path that does not exist from the working directory
-    but does under the repository root (the shipped ``demo/model``, ``demo/judge.safetensors``): then that
+    but does under the repository root (a model or judge shipped in the repository): then that
     path, so that the shipped defaults work from any folder. A hub id passes unchanged unless a folder of
     that name exists under the repository."""
     path = Path(value).expanduser()
@@ -238,40 +260,45 @@ def same_model(a: str, b: str) -> bool:
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 
 
-MODEL_DEFAULT_KEYS = sorted(set(OPTIONS) - {"model_id"})  # a model's own settings; flags stay command-line only
+# a model's own settings (its sampling, its concepts); flags stay command-line only
+MODEL_DEFAULT_KEYS = sorted((set(OPTIONS) - {"model_id", "model_settings"}) | set(CONCEPT_KEYS))
+MODEL_DEFAULT_TYPES = {key: CONCEPT_KEYS[key] if key in CONCEPT_KEYS else OPTIONS[key][0] for key in MODEL_DEFAULT_KEYS}
 
 
 def check_model_defaults(table: Any, where: str = "the config") -> dict[str, dict[str, Any]]:
     """The YAML's ``model_defaults`` checked: model id -> mapping of known option keys, each value
     converted to its option's type (None: no entry). Raise UsageError for anything else, whichever
     model runs."""
-    return _check_table("model_defaults", table, MODEL_DEFAULT_KEYS, "model ids", "demo/model: {guidance_scale: 5.0}", where)
+    return _check_table("model_defaults", table, MODEL_DEFAULT_TYPES, "model ids", "my/model: {guidance_scale: 5.0}", where)
 
 
-def apply_model_defaults(config: dict[str, Any], args: argparse.Namespace, fallback_model: str | None = None) -> dict[str, Any]:
+def apply_model_defaults(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Override ``config`` with the YAML's ``model_defaults`` entry of its model, except for the options
-    the user passed in ``args``: the command line wins, then the model's own settings (e.g. the demo
-    model's 20 DDIM steps), then the file's top-level values (the paper's). ``fallback_model``: whose
-    entry applies when the model has none (run_demo: any demo-world model samples like demo/model).
+    the user passed in ``args``: the command line wins, then the model's own settings (its sampling, its
+    concept source), then the file's top-level values (the paper's). A model without an entry of its own
+    takes the entry that ``model_settings`` names, if any (a candidate model sampled like a shipped one).
     Returns ``config``."""
     table = check_model_defaults(config.get("model_defaults"))
     model = str(config.get("model_id") or "")
     entry = next((settings for key, settings in table.items() if same_model(key, model)), None)
-    if entry is None and fallback_model is not None:
-        entry = next((settings for key, settings in table.items() if same_model(key, fallback_model)), None)
+    borrowed = config.get("model_settings")
+    if entry is None and borrowed:
+        entry = next((settings for key, settings in table.items() if same_model(key, str(borrowed))), None)
     for key, value in (entry or {}).items():
         if getattr(args, key, None) is None:
             config[key] = value
     return config
 
 
-def resolve_config(args: argparse.Namespace, fallback_model: str | None = None) -> dict[str, Any]:
+def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     """Merge the YAML file named by ``args.config`` with the options the user passed and the file's
     ``model_defaults`` of the chosen model (see apply_model_defaults); find repo-relative model folders
     from any directory (repo_path); check values."""
     config = merge_options(args, load_yaml_config(args.config), OPTIONS, FLAGS)
     config.setdefault("concept_defaults", {})
-    apply_model_defaults(config, args, fallback_model)
+    config.setdefault("concept_source", None)
+    config.setdefault("own_concepts_only", False)
+    apply_model_defaults(config, args)
     if config.get("model_id"):
         config["model_id"] = repo_path(str(config["model_id"]))
     check_config(config)

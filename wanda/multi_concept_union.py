@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.concepts import build_concept, check_fits_model, slugify  # noqa: E402
+from utils.concepts import concept_for_config, slugify  # noqa: E402
 from utils.config import build_parser, concept_hyperparameters, concept_select_ratio, resolve_config  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 
@@ -26,7 +26,7 @@ def main(argv=None) -> None:
         from utils.pruning import check_export_dir
 
         check_export_dir(args.export_diffusers)
-    concepts = [check_fits_model(build_concept(target, config["seed"]), config["model_id"]) for target in dict.fromkeys(args.targets)]
+    concepts = [concept_for_config(config, target) for target in dict.fromkeys(args.targets)]
     settings = {c.name: (*concept_hyperparameters(config, c.kind), concept_select_ratio(config, c.kind)) for c in concepts}
 
     from utils.paths import model_slug

@@ -22,7 +22,7 @@ def main(argv=None) -> None:
     """Parse ``argv``, then save before/after images of the concept's target prompts."""
     args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
     config = resolve_config(args)
-    concept = concept_from_args(args, config["seed"], config["model_id"])
+    concept = concept_from_args(args, config)
     skill_ratio, _ = concept_hyperparameters(config, concept.kind)
 
     from tqdm.auto import tqdm

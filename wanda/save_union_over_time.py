@@ -27,7 +27,7 @@ def main(argv=None) -> None:
         from utils.pruning import check_export_dir
 
         check_export_dir(args.export_diffusers)
-    concept = concept_from_args(args, config["seed"], config["model_id"])
+    concept = concept_from_args(args, config)
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
     select_ratio = concept_select_ratio(config, concept.kind)
 

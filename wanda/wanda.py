@@ -20,7 +20,7 @@ def main(argv=None) -> None:
     """Parse ``argv``, check it, record (or reuse) the norms and write the skilled-neuron counts."""
     args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
     config = resolve_config(args)
-    concept = concept_from_args(args, config["seed"], config["model_id"])
+    concept = concept_from_args(args, config)
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
 
     import json
