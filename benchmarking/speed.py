@@ -4,8 +4,9 @@ For a model (hub id, local folder, or --random_arch sd15 | tiny: SD 1.5's shapes
 model with random weights, which cost what the real ones cost) and N prompt pairs ("a photo of a
 X" / "a X in the style of Van Gogh"), measures:
 
-- the phases of "time to a pruned model": load, record (the first tau UNet calls, generation
-  stopped there), derive (the skilled masks of every step and layer), union, save;
+- the phases of "time to a pruned model", each timing the function wanda/save_union_over_time.py calls:
+  load, record (the first tau UNet calls, generation stopped there), union_masks (utils.skilled.union_masks:
+  the skilled masks of every step and layer, united), save (utils.pruning.save_prune_mask);
 - plain generation of the same prompts and steps without hooks (latent output), recording over
   all steps with hooks, and their ratio (the hooks' overhead);
 - peak device memory, peak host RSS, the size of the statistics for all steps and of
@@ -140,74 +141,83 @@ def load(args, device, dtype):
     return pipe
 
 
-def main(argv=None) -> dict:
-    """Measure, print the table, write the JSON; return the report."""
-    args = parse_args(argv)
-    if args.model_id:
-        from utils.config import check_model_id
-
-        check_model_id(args.model_id)
-
-    import torch
-
-    from neuron_receivers.hook_variants import get_variant, select_modules
-    from utils.generation import count_unet_calls, run_pipeline
-    from utils.model_loading import dtype_name, resolve_device, resolve_dtype
-    from utils.paths import model_slug
-    from utils.pruning import save_prune_mask
-    from utils.recording import record_norms
-    from utils.skilled import skilled_mask
+def prepare(args):
+    """The measurement's fixed inputs: (device, dtype, concept, sampling config, hook variant)."""
+    from neuron_receivers.hook_variants import get_variant
+    from utils.model_loading import resolve_device, resolve_dtype
 
     device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
-    clock = Clock(device)
-    concept = prompt_pairs(args.pairs)
     batch = args.batch_size or args.pairs
     config = {"num_inference_steps": args.num_inference_steps, "guidance_scale": 7.5, "batch_size": batch, "height": args.height, "width": args.width}
-    variant = get_variant("unet")
+    return device, resolve_dtype(args.dtype, device), prompt_pairs(args.pairs), config, get_variant("unet")
 
-    pipe = clock.measure("load", lambda: load(args, device, dtype))
+
+def load_and_warm_up(clock: Clock, args, dtype, config, variant):
+    """Load the model (timed as "load"), check --timesteps against its UNet calls, run one short untimed
+    generation (CUDA context, kernels, allocator); return (pipe, UNet calls, layer -> weight)."""
+    import torch
+
+    from neuron_receivers.hook_variants import select_modules
+    from utils.generation import count_unet_calls, run_pipeline
+
+    pipe = clock.measure("load", lambda: load(args, clock.device, dtype))
     calls = count_unet_calls(pipe, args.num_inference_steps)
     if args.timesteps > calls:
         raise UsageError(f"--timesteps {args.timesteps} exceeds the {calls} UNet calls of {args.num_inference_steps} steps")
-    modules = select_modules(pipe.unet, variant)
-    weights = {name: m.weight.detach() for name, m in modules.items()}
-    # warm-up (CUDA context, kernels, allocator): one short generation, not timed
+    weights = {name: m.weight.detach() for name, m in select_modules(pipe.unet, variant).items()}
     run_pipeline(pipe, ["warm up"], [0], dict(config, num_inference_steps=2))
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    if clock.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(clock.device)
+    return pipe, calls, weights
+
+
+def time_generation(clock: Clock, pipe, concept, config, variant, repeats: int) -> int:
+    """Time plain generation of all steps and recording of all steps (interleaved, fastest of ``repeats``);
+    return the bytes of the statistics of all steps."""
+    from utils.generation import run_pipeline
+    from utils.recording import record_norms
+
+    batch = config["batch_size"]
 
     def plain():
-        for i in range(0, args.pairs, batch):
+        for i in range(0, len(concept.pairs), batch):
             pairs = concept.pairs[i : i + batch]
             run_pipeline(pipe, [p.base for p in pairs] + [p.target for p in pairs], [p.seed for p in pairs] * 2, config)
 
-    if not args.skip_plain:
-        hooked = lambda: record_norms(pipe, concept, config, variant, None)  # noqa: E731
-        full = clock.interleave({"plain_generation": plain, "hooked_generation": hooked}, args.repeats)["hooked_generation"]
-        stats_bytes = sum(n.numel() * n.element_size() for n in full.values())
-        del full
+    hooked = lambda: record_norms(pipe, concept, config, variant, None)  # noqa: E731
+    full = clock.interleave({"plain_generation": plain, "hooked_generation": hooked}, repeats)["hooked_generation"]
+    return sum(n.numel() * n.element_size() for n in full.values())
+
+
+def time_to_pruned_model(clock: Clock, pipe, concept, config, variant, weights, args):
+    """Time what wanda/save_union_over_time.py runs once the model is loaded: record the first tau calls
+    ("record"), derive and unite the skilled masks with ``utils.skilled.union_masks`` ("union_masks") and
+    write them with ``utils.pruning.save_prune_mask`` ("save", to a temporary folder removed afterwards).
+    Returns (masks, the mask file's metadata, its size in bytes)."""
+    from utils.pruning import save_prune_mask
+    from utils.recording import record_norms
+    from utils.skilled import union_masks
+
     norms = clock.measure("record", lambda: record_norms(pipe, concept, config, variant, args.timesteps))
-
-    def derive():
-        return {
-            layer: [skilled_mask(weights[layer], n[0, t], n[1, t], args.skill_ratio) for t in range(args.timesteps)]
-            for layer, n in norms.items()
-        }
-
-    per_step = clock.measure("derive", derive)
-    masks = clock.measure("union", lambda: {layer: torch.stack(m).sum(0) > 0 for layer, m in per_step.items()})
-    with tempfile.TemporaryDirectory(prefix="speed-") as out_dir:  # the saved mask is measured, then removed
+    masks = clock.measure("union_masks", lambda: union_masks(weights, norms, args.skill_ratio, args.timesteps))
+    metadata = {"model_id": args.model_id or f"random-{args.random_arch}", "component": "unet"}
+    with tempfile.TemporaryDirectory(prefix="speed-") as out_dir:
         mask_path = Path(out_dir) / "prune_mask.safetensors"
-        meta = clock.measure("save", lambda: save_prune_mask(mask_path, masks, pipe.unet, {"model_id": args.model_id or f"random-{args.random_arch}", "component": "unet"}))
-        mask_bytes = mask_path.stat().st_size
+        meta = clock.measure("save", lambda: save_prune_mask(mask_path, masks, pipe.unet, metadata))
+        return masks, meta, mask_path.stat().st_size
 
-    agreement = fp32_agreement(pipe, concept, config, variant, masks, args) if args.check_fp32 else None
-    syncs_checked = check_no_host_syncs(device) if args.check_syncs else None
 
-    phases = clock.phases
-    to_pruned = sum(phases[k] for k in ("record", "derive", "union", "save"))
-    report = {
+PRUNED_MODEL_PHASES = ("record", "union_masks", "save")
+
+
+def build_report(args, clock: Clock, dtype, calls: int, config, stats_bytes, meta, mask_bytes: int, agreement, syncs_checked) -> dict:
+    """The JSON report of one run (see the module docstring for what each figure is)."""
+    import torch
+
+    from utils.model_loading import dtype_name
+
+    device, phases, plain = clock.device, clock.phases, not args.skip_plain
+    return {
         "model": args.model_id or f"random {args.random_arch}",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "dtype": dtype_name(dtype),
@@ -216,14 +226,14 @@ def main(argv=None) -> dict:
         "unet_calls": calls,
         "timesteps": args.timesteps,
         "skill_ratio": args.skill_ratio,
-        "batch_pairs": batch,
+        "batch_pairs": config["batch_size"],
         "phases_s": phases,
-        "time_to_pruned_model_s": to_pruned,
-        "hook_overhead": None if args.skip_plain else phases["hooked_generation"] / phases["plain_generation"] - 1.0,
-        "plain_images_per_s": None if args.skip_plain else 2 * args.pairs / phases["plain_generation"],
+        "time_to_pruned_model_s": sum(phases[k] for k in PRUNED_MODEL_PHASES),
+        "hook_overhead": phases["hooked_generation"] / phases["plain_generation"] - 1.0 if plain else None,
+        "plain_images_per_s": 2 * args.pairs / phases["plain_generation"] if plain else None,
         "peak_device_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
         "peak_host_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "statistics_bytes_all_steps": None if args.skip_plain else stats_bytes,
+        "statistics_bytes_all_steps": stats_bytes,
         "prune_mask_bytes": mask_bytes,
         "num_pruned": meta["num_pruned"],
         "fraction_of_unet": meta["fraction_of_component"],
@@ -231,10 +241,34 @@ def main(argv=None) -> dict:
         "hook_has_no_host_sync": syncs_checked,
         "versions": {"torch": torch.__version__},
     }
-    out = Path(args.out or Path("results") / "speed" / f"{model_slug(args.model_id) if args.model_id else args.random_arch}_{device.type}.json")
+
+
+def write_report(report: dict, args, device) -> Path:
+    """Write the report as JSON to --out (default results/speed/<model>_<device>.json); return the path."""
+    from utils.paths import model_slug
     from utils.storage import write_text
 
+    out = Path(args.out or Path("results") / "speed" / f"{model_slug(args.model_id) if args.model_id else args.random_arch}_{device.type}.json")
     write_text(out, json.dumps(report, indent=2) + "\n")
+    return out
+
+
+def main(argv=None) -> dict:
+    """Measure, print the table, write the JSON; return the report."""
+    args = parse_args(argv)
+    if args.model_id:
+        from utils.config import check_model_id
+
+        check_model_id(args.model_id)
+    device, dtype, concept, config, variant = prepare(args)
+    clock = Clock(device)
+    pipe, calls, weights = load_and_warm_up(clock, args, dtype, config, variant)
+    stats_bytes = None if args.skip_plain else time_generation(clock, pipe, concept, config, variant, args.repeats)
+    masks, meta, mask_bytes = time_to_pruned_model(clock, pipe, concept, config, variant, weights, args)
+    agreement = fp32_agreement(pipe, concept, config, variant, masks, args) if args.check_fp32 else None
+    syncs_checked = check_no_host_syncs(device) if args.check_syncs else None
+    report = build_report(args, clock, dtype, calls, config, stats_bytes, meta, mask_bytes, agreement, syncs_checked)
+    out = write_report(report, args, device)
     print(format_table(report))
     print(f"-> {out}")
     return report
@@ -288,7 +322,7 @@ def format_table(report: dict) -> str:
             ("prompt pairs / steps (UNet calls) / tau", f"{report['pairs']} / {report['num_inference_steps']} ({report['unet_calls']}) / {report['timesteps']}")]
     rows += [(f"{name} (s)", f"{seconds:.3f}") for name, seconds in report["phases_s"].items()]
     rows += [
-        ("time to pruned model: record + derive + union + save (s)", f"{report['time_to_pruned_model_s']:.3f}"),
+        ("time to pruned model: record + union_masks + save (s)", f"{report['time_to_pruned_model_s']:.3f}"),
         ("hook overhead (hooked / plain - 1)", "–" if report["hook_overhead"] is None else f"{100 * report['hook_overhead']:+.1f}%"),
         ("plain generation (images/s, latents)", "–" if report["plain_images_per_s"] is None else f"{report['plain_images_per_s']:.2f}"),
         ("peak device memory", mb(report["peak_device_memory_bytes"])),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from utils.pruning import module_weights, restore_weights, saved_weights, zero_masked
 from utils.skilled import skilled_mask
 
 
@@ -19,20 +20,21 @@ class StepPruner:
     def __init__(self, modules: dict[str, nn.Linear], norms: dict[str, torch.Tensor], skill_ratio: float, num_steps: int) -> None:
         """modules: layer -> Linear; norms: layer -> [2, steps, in]; masks apply at steps < num_steps."""
         self.modules = modules
-        self.norms = {layer: n.to(modules[layer].weight.device) for layer, n in norms.items()}
+        self.weights = module_weights(modules)
+        self.norms = {layer: n.to(self.weights[layer].device) for layer, n in norms.items()}
         self.skill_ratio = skill_ratio
         self.num_steps = min(num_steps, min(n.shape[1] for n in norms.values()))
-        self.originals = {layer: modules[layer].weight.detach().clone() for layer in norms}
+        self.originals = saved_weights(self.weights, norms)
         self._masked = False
 
     @torch.no_grad()
     def on_step(self, step: int) -> None:
         """Write the weights for UNet call ``step``: masked below ``num_steps``, original after."""
         if step < self.num_steps:
-            for layer, original in self.originals.items():
+            for layer, original in self.originals.items():  # one layer's mask in memory at a time
                 norms = self.norms[layer]
                 mask = skilled_mask(original, norms[0, step], norms[1, step], self.skill_ratio)
-                self.modules[layer].weight.copy_(original.masked_fill(mask, 0))
+                zero_masked({layer: self.weights[layer]}, {layer: mask}, originals=self.originals)
             self._masked = True
         elif self._masked:
             self.restore()
@@ -40,6 +42,5 @@ class StepPruner:
     @torch.no_grad()
     def restore(self) -> None:
         """Put the original weights back."""
-        for layer, original in self.originals.items():
-            self.modules[layer].weight.copy_(original)
+        restore_weights(self.weights, self.originals)
         self._masked = False

@@ -103,6 +103,27 @@ def test_masked_weights_zero_inside_the_block_and_restore_after_an_error():
     assert all(torch.equal(modules[k].weight, before[k]) for k in modules)
 
 
+def test_zero_masked_checks_every_mask_before_writing_and_resets_from_originals():
+    from utils.pruning import restore_weights, saved_weights, zero_masked
+
+    weights = {"a": torch.randn(3, 4), "b": torch.randn(2, 2)}
+    before = saved_weights(weights)
+    mask = torch.zeros(3, 4, dtype=torch.bool)
+    mask[0, 1] = mask[2, 3] = True
+    for bad, message in ((torch.zeros(2, 2), "the mask of b is float32, not bool"),
+                         (torch.zeros(2, 3, dtype=torch.bool), r"the mask of b has shape \(2, 3\), the model's is \(2, 2\)")):
+        with pytest.raises(UsageError, match=message):
+            zero_masked(weights, {"a": mask, "b": bad})
+        assert all(torch.equal(weights[k], before[k]) for k in weights)  # nothing written, not even a's
+    assert zero_masked(weights, {"a": mask}) == 2
+    assert torch.equal(weights["a"], before["a"].masked_fill(mask, 0)) and torch.equal(weights["b"], before["b"])
+    other = ~mask
+    zero_masked(weights, {"a": other}, originals=before)  # replaces the first mask instead of adding to it
+    assert torch.equal(weights["a"], before["a"].masked_fill(other, 0))
+    restore_weights(weights, before)
+    assert all(torch.equal(weights[k], before[k]) for k in weights)
+
+
 def test_a_damaged_or_foreign_mask_file_is_one_sentence(tmp_path):
     from safetensors.torch import save_file
 

@@ -74,6 +74,53 @@ def load_prune_mask(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return masks, meta
 
 
+def check_masks(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> None:
+    """Raise UsageError unless every ``masks[name]`` is a bool tensor of ``weights[name]``'s shape."""
+    for name, mask in masks.items():
+        if mask.dtype != torch.bool:
+            raise UsageError(f"the mask of {name} is {str(mask.dtype).removeprefix('torch.')}, not bool; pass bool masks (True = set to zero)")
+        if weights[name].shape != mask.shape:
+            raise UsageError(f"the mask of {name} has shape {tuple(mask.shape)}, the model's is {tuple(weights[name].shape)}; use the model the mask was made for")
+
+
+@torch.no_grad()
+def zero_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], originals: dict[str, torch.Tensor] | None = None) -> int:
+    """The one place a mask is applied: set ``weights[name]`` (in place) to zero where ``masks[name]`` is True,
+    for every name of ``masks``; return how many weights the masks name (their True entries).
+
+    originals: when given, each weight is first reset to ``originals[name]`` (a per-step mask replaces the
+    previous step's instead of adding to it). Every mask is checked (bool, the weight's shape) before any
+    weight is written; see ``check_masks`` for the errors. ``restore_weights`` undoes it.
+    """
+    check_masks(weights, masks)
+    zeroed = 0
+    for name, mask in masks.items():
+        weight = weights[name]
+        mask = mask.to(weight.device)
+        if originals is not None:
+            weight.copy_(originals[name])
+        weight.masked_fill_(mask, 0)
+        zeroed += int(mask.sum())
+    return zeroed
+
+
+def saved_weights(weights: dict[str, torch.Tensor], names=None) -> dict[str, torch.Tensor]:
+    """Copies of ``weights`` (those of ``names``, default all) for ``restore_weights``."""
+    return {name: weights[name].detach().clone() for name in (weights if names is None else names)}
+
+
+@torch.no_grad()
+def restore_weights(weights: dict[str, torch.Tensor], originals: dict[str, torch.Tensor]) -> None:
+    """Copy ``originals`` (from ``saved_weights``) back into ``weights`` in place."""
+    for name, original in originals.items():
+        weights[name].copy_(original)
+
+
+def module_weights(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """layer -> the ``weight`` parameter of each module (what ``zero_masked`` writes)."""
+    return {layer: module.weight for layer, module in modules.items()}
+
+
 @contextmanager
 def masked_weights(modules: dict[str, torch.nn.Module], masks: dict[str, torch.Tensor]) -> Iterator[None]:
     """Within the block, each layer of ``modules`` computes with its weight zeroed where ``masks[layer]``
@@ -81,19 +128,15 @@ def masked_weights(modules: dict[str, torch.nn.Module], masks: dict[str, torch.T
 
     modules: layer -> Linear (e.g. a Session's ``modules``); masks: layer -> bool mask of the weight's shape.
     """
-    originals = {layer: modules[layer].weight.detach().clone() for layer in masks}
+    weights = module_weights(modules)
+    originals = saved_weights(weights, masks)
     try:
-        with torch.no_grad():
-            for layer, mask in masks.items():
-                modules[layer].weight.masked_fill_(mask.to(modules[layer].weight.device), 0)
+        zero_masked(weights, masks)
         yield
     finally:
-        with torch.no_grad():
-            for layer, original in originals.items():
-                modules[layer].weight.copy_(original)
+        restore_weights(weights, originals)
 
 
-@torch.no_grad()
 def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component: str | None = None) -> int:
     """Zero the masked weights of ``pipe.<component>`` in place; return how many were zeroed.
 
@@ -106,20 +149,13 @@ def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component
     else:
         masks, component = mask, component or "unet"
     module = getattr(pipe, component) if hasattr(pipe, component) else pipe
-    zeroed = 0
-    for name, m in masks.items():
+    params = {}
+    for name in masks:
         try:
-            param = module.get_parameter(name)
+            params[name] = module.get_parameter(name)
         except AttributeError:
             raise UsageError(f"the mask names {name}, which {type(module).__name__} does not have; use the model the mask was made for") from None
-        if m.dtype != torch.bool:
-            raise UsageError(f"the mask of {name} is {str(m.dtype).removeprefix('torch.')}, not bool; pass bool masks (True = set to zero)")
-        if param.shape != m.shape:
-            raise UsageError(f"the mask of {name} has shape {tuple(m.shape)}, the model's is {tuple(param.shape)}; use the model the mask was made for")
-        m = m.to(param.device)
-        zeroed += int(m.sum())
-        param.masked_fill_(m, 0)
-    return zeroed
+    return zero_masked(params, masks)
 
 
 def load_pruned_pipeline(mask_path: str | Path, model_id: str | None = None, device: str = "auto", dtype: str = "auto"):
