@@ -185,16 +185,7 @@ def build_concept(
     if (base_prompts is None) != (target_prompts is None):
         raise UsageError("a custom concept needs both --base_prompts and --target_prompts files")
     if base_prompts is not None:
-        bases = _read_lines(Path(base_prompts), "base prompts")
-        targets = _read_lines(Path(target_prompts), "target prompts")
-        if not bases or not targets:
-            raise UsageError("the --base_prompts and --target_prompts files must each hold at least one prompt")
-        if len(bases) != len(targets):
-            raise UsageError(
-                f"--base_prompts has {len(bases)} prompts but --target_prompts has {len(targets)}; give one base prompt per target prompt"
-            )
-        return Concept(target, "custom", tuple(PromptPair(b, t, seed) for b, t in zip(bases, targets)))
-
+        return custom_concept(target, seed, base_prompts, target_prompts)
     kind = concept_kind(target, datasets_dir)
     if kind is None:
         own = source.build(target, seed) if source is not None else None
@@ -204,6 +195,24 @@ def build_concept(
             f"unknown target {target!r}; choose one of {', '.join(known_targets(datasets_dir, source))}, "
             "or give a custom concept with --base_prompts and --target_prompts"
         )
+    return Concept(target, kind, tuple(built_in_pairs(kind, target, seed, target_file, datasets_dir)))
+
+
+def custom_concept(name: str, seed: int, base_prompts: str, target_prompts: str) -> Concept:
+    """The custom concept ``name`` of two prompt files of equal length, one prompt a line; UsageError otherwise."""
+    bases = _read_lines(Path(base_prompts), "base prompts")
+    targets = _read_lines(Path(target_prompts), "target prompts")
+    if not bases or not targets:
+        raise UsageError("the --base_prompts and --target_prompts files must each hold at least one prompt")
+    if len(bases) != len(targets):
+        raise UsageError(
+            f"--base_prompts has {len(bases)} prompts but --target_prompts has {len(targets)}; give one base prompt per target prompt"
+        )
+    return Concept(name, "custom", tuple(PromptPair(b, t, seed) for b, t in zip(bases, targets)))
+
+
+def built_in_pairs(kind: str, target: str, seed: int, target_file: str | None, datasets_dir: Path) -> list[PromptPair]:
+    """The prompt pairs of the built-in concept ``target`` of ``kind`` (the paper's templates, see the module's doc)."""
     if kind == "art":
         artist = artist_phrases(datasets_dir)[target]
         things = _read_lines(datasets_dir / "art_things.txt", "things")
@@ -225,7 +234,7 @@ def build_concept(
         if not prompts:
             raise UsageError(f"the prompt file for {target} is empty; give one prompt a line")
         pairs = [PromptPair("", p, seed) for p in prompts]
-    return Concept(target, kind, tuple(pairs))
+    return pairs
 
 
 MAX_SLUG = 64
