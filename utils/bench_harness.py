@@ -448,19 +448,11 @@ def check_inputs(run_dir: Path, config: dict[str, Any], samples: Sequence[Sample
     evaluator.check()
 
 
-def run_benchmark(
-    benchmark: str,
-    config: dict[str, Any],
-    samples: list[Sample],
-    evaluator: Evaluator,
-    subject: str,
-) -> Path | None:
-    """Generate, score and report one benchmark run; return the metrics.json path (None on ranks > 0).
+def start_run(benchmark: str, config: dict[str, Any], samples: list[Sample], evaluator: Evaluator, subject: str):
+    """Check the inputs (before anything is written) and create the run folder with its config.yaml (rank 0).
 
-    config: the resolved benchmark config; samples: the prompt set (after --limit).
+    Returns (processes, device, dtype, the resolved config, the run folder).
     """
-    from utils.baselines import load_edited_pipeline
-
     if not samples:
         raise UsageError("the prompt set is empty after filtering; check --target, --prompts and --limit")
     _quiet_loading_bars()
@@ -474,11 +466,14 @@ def run_benchmark(
     if procs.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "config.yaml", dump_yaml(dict(resolved, benchmark=benchmark, subject=subject)))
-    mine = procs.share(batches(samples, int(config["batch_size"])))
-    original_dir = run_dir / "original"
-    identity = config["baseline"] == "sd"
-    edited_dir = original_dir if identity else run_dir / "edited"
-    evaluator.image_folders = {"original": original_dir, "edited": edited_dir}  # --baseline sd: one folder for both
+    return procs, device, dtype, resolved, run_dir
+
+
+def generate_images(config: dict[str, Any], resolved: dict[str, Any], run_dir: Path, mine: list[list[Sample]], device, dtype, show: bool) -> None:
+    """Generate this process's missing images of the original model, then of the edited one (none for --baseline sd,
+    whose edited images are the original ones); each model is loaded only when an image of it is missing."""
+    from utils.baselines import load_edited_pipeline
+
     safety = bool(config.get("safety_checker"))
 
     def load_original():
@@ -491,23 +486,27 @@ def run_benchmark(
         return pipe
 
     recipes = folder_recipes(resolved, run_dir)
-    _generate_missing(load_original, mine, original_dir, resolved, recipes["original"], "original", procs.is_main)
-    if not identity:
-        _generate_missing(load_edited, mine, edited_dir, resolved, recipes["edited"], "edited", procs.is_main)
+    _generate_missing(load_original, mine, run_dir / "original", resolved, recipes["original"], "original", show)
+    if config["baseline"] != "sd":
+        _generate_missing(load_edited, mine, run_dir / "edited", resolved, recipes["edited"], "edited", show)
 
+
+def score_images(evaluator: Evaluator, mine: list[list[Sample]], original_dir: Path, edited_dir: Path, config: dict[str, Any], device) -> list[tuple[int, dict[str, Any]]]:
+    """(sample index, per-prompt record with the original and edited scores) of this process's samples."""
     evaluator.setup(device)
     original_scores = _score_folder(evaluator, mine, original_dir)
-    edited_scores = original_scores if identity else _score_folder(evaluator, mine, edited_dir)
+    edited_scores = original_scores if edited_dir == original_dir else _score_folder(evaluator, mine, edited_dir)
     local = []
     for batch, orig, edit in zip(mine, original_scores, edited_scores):
         for sample, o, e in zip(batch, orig, edit):
             local.append((sample.index, {**sample.record(), "guidance_scale": sample_guidance(sample, config), "original": o, "edited": e}))
-    gathered = procs.gather(local)
-    if not procs.is_main:
-        procs.barrier()
-        return None
-    records = [record for _, record in sorted(gathered, key=lambda item: item[0])]
-    report = {
+    return local
+
+
+def metrics_report(benchmark: str, subject: str, config: dict[str, Any], resolved: dict[str, Any], samples: Sequence[Sample],
+                   evaluator: Evaluator, records: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
+    """metrics.json of a run: what was compared, the evaluator's summary, every prompt's record, settings, versions."""
+    return {
         "format": FORMAT,
         "benchmark": benchmark,
         "subject": subject,
@@ -522,7 +521,32 @@ def run_benchmark(
         "models": {"original": config["model_id"], "edited": edited_description(config), "evaluator": evaluator.info()},
         "versions": package_versions(),
     }
+
+
+def run_benchmark(
+    benchmark: str,
+    config: dict[str, Any],
+    samples: list[Sample],
+    evaluator: Evaluator,
+    subject: str,
+) -> Path | None:
+    """Generate, score and report one benchmark run; return the metrics.json path (None on ranks > 0).
+
+    config: the resolved benchmark config; samples: the prompt set (after --limit).
+    """
+    procs, device, dtype, resolved, run_dir = start_run(benchmark, config, samples, evaluator, subject)
+    mine = procs.share(batches(samples, int(config["batch_size"])))
+    original_dir = run_dir / "original"
+    edited_dir = original_dir if config["baseline"] == "sd" else run_dir / "edited"
+    evaluator.image_folders = {"original": original_dir, "edited": edited_dir}  # --baseline sd: one folder for both
+    generate_images(config, resolved, run_dir, mine, device, dtype, procs.is_main)
+    gathered = procs.gather(score_images(evaluator, mine, original_dir, edited_dir, config, device))
+    if not procs.is_main:
+        procs.barrier()
+        return None
+    records = [record for _, record in sorted(gathered, key=lambda item: item[0])]
     metrics_path = run_dir / "metrics.json"
+    report = metrics_report(benchmark, subject, config, resolved, samples, evaluator, records, run_dir)
     write_text(metrics_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     save_grid(run_dir / "grid.png", samples, original_dir, edited_dir, int(config.get("grid_rows") or 0))
     procs.barrier()
