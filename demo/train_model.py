@@ -376,9 +376,8 @@ def judge_reconstructions(vae, count: int = 512) -> dict[str, float]:
     return {k: round(v, 4) for k, v in accuracies(load_judge(REPO_JUDGE), reconstruct(vae, images.to(device)).cpu(), labels).items()}
 
 
-def main(argv=None) -> dict:
-    """Parse ``argv`` (checked before anything is written), train, save the pipeline and training.json into --out
-    (its log: --out/train.log); return the training report."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's options (checked by check_args)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=sorted(ARCHS), default="sd1")
     parser.add_argument("--out", required=True)
@@ -404,11 +403,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--vae_from", default=None, help="a pipeline folder whose trained VAE is reused instead of training one")
     parser.add_argument("--latent_cache", default=None,
                         help="a folder for the encoded dataset, keyed by the VAE's weights and the images, so that continued runs skip the encoding ('' or unset: none)")
-    args = parser.parse_args(argv)
-    runs = check_args(args)
-    device = resolve_device(args.device)  # before anything is written: a missing GPU leaves no folder behind
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    return parser
+
+
+def run_log(out: Path):
+    """A ``log(text)`` that prints a timed line and appends it to ``out/train.log``."""
     logfile = (out / "train.log").open("a")
 
     def log(text: str) -> None:
@@ -417,11 +416,14 @@ def main(argv=None) -> dict:
         logfile.write(line + "\n")
         logfile.flush()
 
-    from diffusers import DDPMScheduler
+    return log
+
+
+def initial_models(args, runs: dict, log):
+    """(tokenizer, vae, unet, text, steps before this run): built fresh (the global seed already set), the UNet and the
+    text encoder continued from --init_from when given."""
     from transformers import CLIPTokenizer
 
-    torch.manual_seed(args.seed)
-    started = time.time()
     with tempfile.TemporaryDirectory(prefix="word-tokenizer-") as tok_dir:  # nothing is left beside --out
         vocab_size = write_word_tokenizer(Path(tok_dir))
         tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=MAX_TOKENS)
@@ -436,8 +438,12 @@ def main(argv=None) -> dict:
         steps_before = int(runs["init_from"]["steps"])
         log(f"continuing from {args.init_from} after {steps_before} steps")
     log(f"arch {args.arch}: unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, text {sum(p.numel() for p in text.parameters()) / 1e6:.2f} M")
-    items = dataset(args.images, args.seed)
-    vae, unet, text = vae.to(device), unet.to(device), text.to(device)
+    return tokenizer, vae, unet, text, steps_before
+
+
+def vae_and_latents(args, runs: dict, vae, items, device, log):
+    """Stage 1 and 2: (vae, scaled latents of the dataset, vae loss, latent scaling). The VAE is trained here or taken
+    from --vae_from; the latents come from --latent_cache when it holds them for this VAE and dataset."""
     cache = Path(args.latent_cache) if args.latent_cache else None
     data_key = f"images{args.images}-seed{args.seed}"  # dataset() and render() are deterministic in these
     if args.vae_from:
@@ -454,87 +460,167 @@ def main(argv=None) -> dict:
         scaling = float(1.0 / latents.std())
         vae.register_to_config(scaling_factor=scaling)
         latents = latents * scaling
-    vae_judged = judge_reconstructions(vae.eval())
-    log(f"vae done: loss {vae_loss:.5f}, latent scaling {scaling:.4f}, judge on reconstructions {vae_judged} ({time.time() - started:.0f} s)")
+    return vae, latents, vae_loss, scaling
+
+
+def caption_tokens(tokenizer, items, device, log):
+    """(token ids of every caption, token ids of the empty caption), on ``device``."""
     captions = [scene.caption() for scene, _ in items]
     ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids.to(device)
     empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids.to(device)
     log(f"longest caption: {int((ids != tokenizer.pad_token_id).sum(1).max())} tokens")
+    return ids, empty
 
-    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
-    ema = copy.deepcopy(unet).eval()
-    params = list(unet.parameters()) + list(text.parameters())
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
-    snr = (scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod)).to(device)
-    ema_params, unet_params = list(ema.parameters()), list(unet.parameters())
-    generator = torch.Generator().manual_seed(args.seed + 1)
-    unet.train()
-    text.train()
-    step, deadline, running, last_save = 0, time.time() + 60 * args.minutes, None, time.time()
-    warm_steps, warm_time = 10, None  # the step time is measured after the first steps (warm-up)
-    measured = None  # running (population, selectivity) Hoyer measures
-    regularised = args.ffn_sparsity > 0 or args.ffn_selectivity > 0
-    groups = args.t_groups if args.ffn_selectivity > 0 else 1
-    # only the measures with a weight are recorded (a zero-weighted recorded term would still cost its backward pass)
-    with FFNSparsity(unet, groups, args.ffn_sparsity > 0, args.ffn_selectivity > 0) if regularised else contextlib.nullcontext() as sparsity:
-        while time.time() < deadline and (args.steps <= 0 or step < args.steps):
-            idx = torch.randint(len(latents), (args.batch,), generator=generator).to(device)
-            drop = torch.rand(args.batch, generator=generator) < 0.1
-            tokens = ids[idx].clone()
-            tokens[drop.to(device)] = empty
-            x0 = latents[idx]
-            noise = torch.randn(x0.shape, generator=generator)
-            if args.offset_noise > 0:  # offset noise (Guttenberg 2023): with 16x16 latents the mean of pure noise otherwise predicts the background
-                noise = noise + args.offset_noise * torch.randn(x0.shape[0], x0.shape[1], 1, 1, generator=generator)
-            noise = noise.to(device)
-            if groups > 1:  # groups of images that share a timestep (see FFNSparsity)
-                t = torch.randint(0, 1000, (groups,), generator=generator).repeat_interleave(args.batch // groups)
-            else:
-                t = torch.randint(0, 1000, (args.batch,), generator=generator)
-            t = t.to(device)
-            noisy = scheduler.add_noise(x0, noise, t)
-            pred = unet(noisy, t, encoder_hidden_states=text(tokens)[0]).sample
-            per_image = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
-            if args.snr_gamma > 0:  # min-SNR-gamma weighting (Hang et al. 2023) for epsilon prediction
-                per_image = per_image * (snr[t].clamp(max=args.snr_gamma) / snr[t])
-            loss = per_image.mean()
-            total = loss
-            if sparsity is not None:
-                population, selectivity = sparsity.take()  # a measure not recorded is a constant 0: no backward cost
-                total = loss + args.ffn_sparsity * population + args.ffn_selectivity * selectivity
-                now = torch.stack([population.detach(), selectivity.detach()])  # kept on the device: no sync per step
-                measured = now if measured is None else 0.98 * measured + 0.02 * now
-            optimizer.zero_grad()
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            with torch.no_grad():  # EMA with warm-up: early averages must not keep the random initialisation
-                decay = min(0.999, (1 + step + steps_before) / (10 + step + steps_before))
-                torch._foreach_lerp_(ema_params, unet_params, 1.0 - decay)
-            running = loss.detach() if running is None else 0.98 * running + 0.02 * loss.detach()
-            step += 1
-            if step == warm_steps:
-                warm_time = time.time()
-            if step % 100 == 0:
-                hoyers = "" if measured is None else "".join(f", ffn hoyer {name} {float(value):.3f}" for name, value, weight in
-                                                             zip(("population", "selectivity"), measured, (args.ffn_sparsity, args.ffn_selectivity)) if weight > 0)
-                log(f"step {steps_before + step}: loss {float(running):.4f}{hoyers}")
-            if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
-                save_run(out, vae, text, tokenizer, ema, {"arch": args.arch, "steps": steps_before + step, "final_loss": float(running),
-                                                          "vae_loss": vae_loss, "checkpoint": True})
-                last_save = time.time()
-                log(f"checkpoint saved at step {steps_before + step}")
-    loop_end = time.time()
-    report = {"arch": args.arch, "unet_parameters": sum(p.numel() for p in unet.parameters()), "steps": steps_before + step,
-              "init_from": args.init_from, "steps_this_run": step, "batch": args.batch,
-              "final_loss": float(running) if running is not None else None, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma, "offset_noise": args.offset_noise,
-              "ffn_sparsity": args.ffn_sparsity, "ffn_selectivity": args.ffn_selectivity, "t_groups": groups,
-              "ffn_hoyer_population": float(measured[0]) if measured is not None and args.ffn_sparsity > 0 else None,
-              "ffn_hoyer_selectivity": float(measured[1]) if measured is not None and args.ffn_selectivity > 0 else None,
-              "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "device": str(device), "steps_cap": args.steps, "train_seconds": time.time() - started,
-              "seconds_per_step": (loop_end - warm_time) / (step - warm_steps) if warm_time is not None and step > warm_steps else None, "images": args.images, "seed": args.seed,
-              "ffn_layers": len(select_modules(unet, get_variant("unet")))}
-    save_run(out, vae, text, tokenizer, ema, report)
+
+def draw_batch(args, latents, ids, empty, generator, groups: int, device):
+    """One training batch from the seeded CPU ``generator``: (clean latents, caption tokens with 10% emptied, noise,
+    timesteps). The draws come in a fixed order, so a step-capped run draws the same batches on any device."""
+    idx = torch.randint(len(latents), (args.batch,), generator=generator).to(device)
+    drop = torch.rand(args.batch, generator=generator) < 0.1
+    tokens = ids[idx].clone()
+    tokens[drop.to(device)] = empty
+    x0 = latents[idx]
+    noise = torch.randn(x0.shape, generator=generator)
+    if args.offset_noise > 0:  # offset noise (Guttenberg 2023): with 16x16 latents the mean of pure noise otherwise predicts the background
+        noise = noise + args.offset_noise * torch.randn(x0.shape[0], x0.shape[1], 1, 1, generator=generator)
+    noise = noise.to(device)
+    if groups > 1:  # groups of images that share a timestep (see FFNSparsity)
+        t = torch.randint(0, 1000, (groups,), generator=generator).repeat_interleave(args.batch // groups)
+    else:
+        t = torch.randint(0, 1000, (args.batch,), generator=generator)
+    return x0, tokens, noise, t.to(device)
+
+
+def denoising_loss(unet, text, scheduler, snr, batch, snr_gamma: float) -> torch.Tensor:
+    """The epsilon-prediction MSE of one batch, min-SNR-gamma weighted when ``snr_gamma`` > 0."""
+    x0, tokens, noise, t = batch
+    noisy = scheduler.add_noise(x0, noise, t)
+    pred = unet(noisy, t, encoder_hidden_states=text(tokens)[0]).sample
+    per_image = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
+    if snr_gamma > 0:  # min-SNR-gamma weighting (Hang et al. 2023) for epsilon prediction
+        per_image = per_image * (snr[t].clamp(max=snr_gamma) / snr[t])
+    return per_image.mean()
+
+
+class Training:
+    """Stage 3: the UNet and the text encoder trained jointly (AdamW, gradient clipping, EMA of the UNet with
+    warm-up), optionally with the FFN Hoyer penalties; ``run`` trains until the deadline or the step cap."""
+
+    def __init__(self, args, unet, text, latents, ids, empty, device, steps_before: int) -> None:
+        from diffusers import DDPMScheduler
+
+        self.args, self.unet, self.text, self.device, self.steps_before = args, unet, text, device, steps_before
+        self.latents, self.ids, self.empty = latents, ids, empty
+        self.scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+        self.ema = copy.deepcopy(unet).eval()
+        self.params = list(unet.parameters()) + list(text.parameters())
+        self.optimizer = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=1e-2)
+        self.snr = (self.scheduler.alphas_cumprod / (1 - self.scheduler.alphas_cumprod)).to(device)
+        self.ema_params, self.unet_params = list(self.ema.parameters()), list(unet.parameters())
+        self.generator = torch.Generator().manual_seed(args.seed + 1)
+        self.step, self.running, self.measured = 0, None, None  # measured: running (population, selectivity) Hoyer measures
+        self.warm_steps, self.warm_time = 10, None  # the step time is measured after the first steps (warm-up)
+        self.groups = args.t_groups if args.ffn_selectivity > 0 else 1
+
+    def run(self, checkpoint, log) -> float:
+        """Train; ``checkpoint()`` is called every --save_every minutes. Returns the time the loop ended."""
+        args = self.args
+        self.unet.train()
+        self.text.train()
+        deadline, last_save = time.time() + 60 * args.minutes, time.time()
+        regularised = args.ffn_sparsity > 0 or args.ffn_selectivity > 0
+        # only the measures with a weight are recorded (a zero-weighted recorded term would still cost its backward pass)
+        with FFNSparsity(self.unet, self.groups, args.ffn_sparsity > 0, args.ffn_selectivity > 0) if regularised else contextlib.nullcontext() as sparsity:
+            while time.time() < deadline and (args.steps <= 0 or self.step < args.steps):
+                self.train_step(sparsity)
+                if self.step == self.warm_steps:
+                    self.warm_time = time.time()
+                if self.step % 100 == 0:
+                    log(f"step {self.steps_before + self.step}: loss {float(self.running):.4f}{self.hoyer_text()}")
+                if args.save_every and time.time() > last_save + 60 * args.save_every:  # a checkpoint to look at while training runs
+                    checkpoint()
+                    last_save = time.time()
+                    log(f"checkpoint saved at step {self.steps_before + self.step}")
+        return time.time()
+
+    def train_step(self, sparsity) -> None:
+        """One optimiser step on one drawn batch, then the EMA update and the running measures."""
+        args = self.args
+        batch = draw_batch(args, self.latents, self.ids, self.empty, self.generator, self.groups, self.device)
+        loss = denoising_loss(self.unet, self.text, self.scheduler, self.snr, batch, args.snr_gamma)
+        total = loss
+        if sparsity is not None:
+            population, selectivity = sparsity.take()  # a measure not recorded is a constant 0: no backward cost
+            total = loss + args.ffn_sparsity * population + args.ffn_selectivity * selectivity
+            now = torch.stack([population.detach(), selectivity.detach()])  # kept on the device: no sync per step
+            self.measured = now if self.measured is None else 0.98 * self.measured + 0.02 * now
+        self.optimizer.zero_grad()
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        with torch.no_grad():  # EMA with warm-up: early averages must not keep the random initialisation
+            decay = min(0.999, (1 + self.step + self.steps_before) / (10 + self.step + self.steps_before))
+            torch._foreach_lerp_(self.ema_params, self.unet_params, 1.0 - decay)
+        self.running = loss.detach() if self.running is None else 0.98 * self.running + 0.02 * loss.detach()
+        self.step += 1
+
+    def hoyer_text(self) -> str:
+        """The running Hoyer measures with a weight, for the log line."""
+        if self.measured is None:
+            return ""
+        return "".join(f", ffn hoyer {name} {float(value):.3f}" for name, value, weight in
+                       zip(("population", "selectivity"), self.measured, (self.args.ffn_sparsity, self.args.ffn_selectivity)) if weight > 0)
+
+    def seconds_per_step(self, loop_end: float) -> float | None:
+        """Mean time of the steps after the warm-up ones (None when too few)."""
+        if self.warm_time is None or self.step <= self.warm_steps:
+            return None
+        return (loop_end - self.warm_time) / (self.step - self.warm_steps)
+
+
+def training_report(args, training: Training, vae_loss, vae_judged, device, started: float, loop_end: float) -> dict:
+    """training.json: the settings, the losses, the Hoyer measures and the timings of a finished run."""
+    measured, step = training.measured, training.step
+    return {"arch": args.arch, "unet_parameters": sum(p.numel() for p in training.unet.parameters()), "steps": training.steps_before + step,
+            "init_from": args.init_from, "steps_this_run": step, "batch": args.batch,
+            "final_loss": float(training.running) if training.running is not None else None, "vae_loss": vae_loss, "vae_judge_accuracy": vae_judged, "lr": args.lr, "snr_gamma": args.snr_gamma, "offset_noise": args.offset_noise,
+            "ffn_sparsity": args.ffn_sparsity, "ffn_selectivity": args.ffn_selectivity, "t_groups": training.groups,
+            "ffn_hoyer_population": float(measured[0]) if measured is not None and args.ffn_sparsity > 0 else None,
+            "ffn_hoyer_selectivity": float(measured[1]) if measured is not None and args.ffn_selectivity > 0 else None,
+            "latent_channels": args.latent_channels, "vae_from": args.vae_from, "threads": torch.get_num_threads(), "device": str(device), "steps_cap": args.steps, "train_seconds": time.time() - started,
+            "seconds_per_step": training.seconds_per_step(loop_end), "images": args.images, "seed": args.seed,
+            "ffn_layers": len(select_modules(training.unet, get_variant("unet")))}
+
+
+def main(argv=None) -> dict:
+    """Parse ``argv`` (checked before anything is written), train, save the pipeline and training.json into --out
+    (its log: --out/train.log); return the training report."""
+    args = build_parser().parse_args(argv)
+    runs = check_args(args)
+    device = resolve_device(args.device)  # before anything is written: a missing GPU leaves no folder behind
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = run_log(out)
+
+    torch.manual_seed(args.seed)
+    started = time.time()
+    tokenizer, vae, unet, text, steps_before = initial_models(args, runs, log)
+    items = dataset(args.images, args.seed)
+    vae, unet, text = vae.to(device), unet.to(device), text.to(device)
+    vae, latents, vae_loss, scaling = vae_and_latents(args, runs, vae, items, device, log)
+    vae_judged = judge_reconstructions(vae.eval())
+    log(f"vae done: loss {vae_loss:.5f}, latent scaling {scaling:.4f}, judge on reconstructions {vae_judged} ({time.time() - started:.0f} s)")
+    ids, empty = caption_tokens(tokenizer, items, device, log)
+
+    training = Training(args, unet, text, latents, ids, empty, device, steps_before)
+
+    def checkpoint() -> None:
+        save_run(out, vae, text, tokenizer, training.ema, {"arch": args.arch, "steps": steps_before + training.step, "final_loss": float(training.running),
+                                                           "vae_loss": vae_loss, "checkpoint": True})
+
+    loop_end = training.run(checkpoint, log)
+    report = training_report(args, training, vae_loss, vae_judged, device, started, loop_end)
+    save_run(out, vae, text, tokenizer, training.ema, report)
     log(json.dumps(report))
     return report
 
