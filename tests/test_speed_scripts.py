@@ -60,6 +60,21 @@ def test_speed_leaves_no_temporary_folder_behind(tmp_path, monkeypatch):
     load_script("speed", "benchmarking").main(argv + ["--out", str(out)])  # its own report is replaced on a rerun
 
 
+def test_speed_times_the_union_and_the_save_the_scripts_call(tmp_path, monkeypatch):
+    import utils.pruning
+    import utils.skilled
+
+    called = []
+    for module, name in ((utils.skilled, "union_masks"), (utils.pruning, "save_prune_mask")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: called.append(_name) or _real(*a, **k))
+    argv = ["--random_arch", "tiny", "--pairs", "1", "--num_inference_steps", "2", "--timesteps", "2", "--device", "cpu", "--skip_plain"]
+    report = load_script("speed", "benchmarking").main(argv + ["--out", str(tmp_path / "speed.json")])
+    assert called == ["union_masks", "save_prune_mask"]
+    assert list(report["phases_s"]) == ["load", "record", "union_masks", "save"]
+    assert report["time_to_pruned_model_s"] == sum(report["phases_s"][k] for k in ("record", "union_masks", "save"))
+
+
 def _metrics(folder, **changes) -> None:
     """Write a benchmark metrics.json into ``folder`` (a run of benchmarking/*.py), with ``changes``."""
     report = {"benchmark": "artist_erasure", "subject": "Van Gogh", "target": "Van Gogh", "method": "concept-prune", "metric": "clip",
