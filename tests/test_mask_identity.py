@@ -1,4 +1,4 @@
-"""Masks are bit-identical to those of the code before the redesign (tag ``pre-23``).
+"""Masks are bit-identical to those of the code before the redesign (tag ``pre-23``, commit 4d7be33).
 
 Each case runs wanda/save_union_over_time.py in-process (record the norms, unite the skilled weights,
 save the mask) and compares the SHA-256 of the saved mask, taken over the bytes of its bool tensors
