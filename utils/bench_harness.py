@@ -249,20 +249,6 @@ def image_recipe(shared: dict[str, Any], sample: Sample, config: dict[str, Any])
     return json.loads(json.dumps(recipe))  # as it reads back from the file
 
 
-class _RecordedImage:
-    """A PIL image that ``storage.save_image`` writes (atomically) as a PNG with ``recipe`` in a text chunk."""
-
-    def __init__(self, image: Image.Image, recipe: dict[str, Any]) -> None:
-        self.image, self.text = image, json.dumps(recipe, sort_keys=True)
-
-    def save(self, fp, format=None) -> None:  # noqa: A002 (PIL's name)
-        from PIL.PngImagePlugin import PngInfo
-
-        info = PngInfo()
-        info.add_text(RECIPE_CHUNK, self.text)
-        self.image.save(fp, format=format, pnginfo=info)
-
-
 def check_keys(samples: Sequence[Sample]) -> None:
     """Raise UsageError when two samples share an image name (ignoring case, as macOS and Windows do)."""
     seen: dict[str, Sample] = {}
@@ -404,7 +390,7 @@ def _generate_missing(load, samples: list[list[Sample]], folder: Path, config: d
             for guidance, group in by_guidance(batch, config):
                 images = run_pipeline(pipe, [s.prompt for s in group], [s.seed for s in group], dict(config, guidance_scale=guidance), output_type="pil")
                 for sample, image in zip(group, images):
-                    save_image(image_path(folder, sample), _RecordedImage(image, image_recipe(shared, sample, config)))
+                    save_image(image_path(folder, sample), image, {RECIPE_CHUNK: json.dumps(image_recipe(shared, sample, config), sort_keys=True)})
                 bar.update(len(group))
     del pipe
     if torch.cuda.is_available():
@@ -560,7 +546,7 @@ def prompt_set_identity(config: dict[str, Any]) -> dict[str, Any]:
     """Which prompt set a run used: the first prompt source the config names (``source``: its option), with
     the file's ``name``, ``path`` and ``sha256`` (a dataset folder: of its prompts.csv); a named set that is
     not a file (``i2p``) by its name; ``{"name": "default"}`` when the benchmark's own file in datasets/ is used."""
-    import hashlib
+    from utils.fingerprint import file_sha256
 
     for key in PROMPT_SOURCE_KEYS:
         value = config.get(key)
@@ -570,7 +556,7 @@ def prompt_set_identity(config: dict[str, Any]) -> dict[str, Any]:
         file = path / "prompts.csv" if path.is_dir() else path
         if not file.is_file():
             return {"name": str(value), "source": key}
-        return {"name": path.name, "path": str(path), "source": key, "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
+        return {"name": path.name, "path": str(path), "source": key, "sha256": file_sha256(file)}
     return {"name": "default"}
 
 

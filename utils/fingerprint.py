@@ -59,19 +59,25 @@ class DigestCache:
             self.changed = False
 
 
+def hub_snapshot(model_id: str, filename: str) -> Path | None:
+    """The Hugging Face cache snapshot folder (named by its commit) of hub id ``model_id`` when it holds
+    ``filename``; None when it is not cached or not a valid repo id."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model_id, filename)
+    except Exception:  # not a valid repo id
+        return None
+    return Path(cached).parent if isinstance(cached, str) else None
+
+
 def model_folder(model_id: str) -> Path | None:
     """The folder a pipeline was loaded from: a local diffusers folder, or a hub id's snapshot in the
     Hugging Face cache; None when neither holds its ``model_index.json``."""
     path = Path(model_id).expanduser()
     if (path / "model_index.json").is_file():
         return path.resolve()
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model_id, "model_index.json")
-    except Exception:  # not a valid repo id
-        return None
-    return Path(cached).parent if isinstance(cached, str) else None
+    return hub_snapshot(model_id, "model_index.json")
 
 
 def folder_digest(folder: Path, cache: DigestCache) -> str:
@@ -81,6 +87,19 @@ def folder_digest(folder: Path, cache: DigestCache) -> str:
     for file in sorted(files):  # hidden files and folders (e.g. huggingface-cli's .cache/) are not the model
         sha.update(f"{file.relative_to(folder).as_posix()}\0{cache.digest(file)}\0".encode())
     return sha.hexdigest()
+
+
+_PROCESS_CACHE = DigestCache(None)  # digests remembered for this process only (no file written)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of the file at ``path``, remembered in this process while its size and mtime hold."""
+    return _PROCESS_CACHE.digest(Path(path))
+
+
+def folder_sha256(folder: str | Path) -> str:
+    """folder_digest of ``folder`` with this process's cache (hidden files and folders left out)."""
+    return folder_digest(Path(folder), _PROCESS_CACHE)
 
 
 def _update_with_object(sha, value: Any) -> None:
