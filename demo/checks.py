@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
+from utils.config import DEVICE_PATTERN  # the one device rule of every script
 from utils.errors import UsageError
 
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 def integer(value: Any, option: str, low: int = 1) -> int:

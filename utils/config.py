@@ -25,7 +25,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "wanda_config.yaml"
 
 HOOK_MODULES = variant_names()  # the names of neuron_receivers/hook_variants.HOOK_VARIANTS
-DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 # key -> (type, help). Keys here are exactly the keys a YAML config may hold (plus concept_defaults, model_defaults).
