@@ -170,12 +170,19 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_image(path: str | Path, image) -> None:
-    """Save a PIL image atomically (format from the file suffix)."""
+def save_image(path: str | Path, image, text: dict[str, str] | None = None) -> None:
+    """Save a PIL image atomically (format from the file suffix); ``text``: PNG text chunks (name -> text)."""
     path = Path(path)
     tmp = _temp_path(path)
+    extra = {}
+    if text:
+        from PIL.PngImagePlugin import PngInfo
+
+        extra["pnginfo"] = PngInfo()
+        for name, value in text.items():
+            extra["pnginfo"].add_text(name, value)
     try:
-        image.save(tmp, format=path.suffix.lstrip(".").upper().replace("JPG", "JPEG"))
+        image.save(tmp, format=path.suffix.lstrip(".").upper().replace("JPG", "JPEG"), **extra)
         _finish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
