@@ -83,7 +83,7 @@ def results_folder(config: dict, concept):
     from neuron_receivers.hook_variants import get_variant
     from utils.paths import concept_dir
 
-    if get_variant(config["hook_module"]).component != "unet":
+    if get_variant(config["hook_module"]).component != "denoiser":
         raise UsageError("the demo prunes UNet FFNs; use --hook_module unet or unet-ffn-1")
     folder = concept_dir(config["res_path"], config["model_id"], concept.name)
     for path in (folder / "demo", folder / "pruned"):
@@ -112,7 +112,7 @@ def judge_before_after(session, judge, attribute: str, value: str, masks, count:
 
     targets, others = eval_scenes(attribute, value, count)
     before, target_before, other_before = evaluate(session.pipe, judge, attribute, value, targets, others, config)
-    with masked_weights(session.modules, masks):
+    with masked_weights(session.weights(), masks):
         after, target_after, other_after = evaluate(session.pipe, judge, attribute, value, targets, others, config)
     return before, after, [target_before, target_after, other_before, other_after]
 

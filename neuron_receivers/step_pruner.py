@@ -1,4 +1,4 @@
-"""Per-step removal (step 2 of the method): at UNet call t, layer l computes with W * (1 - mask[t][l]).
+"""Per-step removal (step 2 of the method): at denoiser call t, layer l computes with W * (1 - mask[t][l]).
 
 ``StepPruner.on_step`` is the ``on_step`` callback of ``trace.trace_steps``: before UNet call t it
 writes the masked weights of step t (masks derived on demand from the norms, never stored for all
@@ -8,19 +8,18 @@ back; callers use it in a ``finally``.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from utils.pruning import module_weights, restore_weights, saved_weights, zero_masked
+from utils.pruning import restore_weights, saved_weights, zero_masked
 from utils.skilled import skilled_mask
 
 
 class StepPruner:
-    """Swap per-step masked weights into ``modules`` during a traced generation."""
+    """Swap per-step masked weights into the scored weights during a traced generation."""
 
-    def __init__(self, modules: dict[str, nn.Linear], norms: dict[str, torch.Tensor], skill_ratio: float, num_steps: int) -> None:
-        """modules: layer -> Linear; norms: layer -> [2, steps, in]; masks apply at steps < num_steps."""
-        self.modules = modules
-        self.weights = module_weights(modules)
+    def __init__(self, weights: dict[str, torch.Tensor], norms: dict[str, torch.Tensor], skill_ratio: float, num_steps: int) -> None:
+        """weights: layer -> the scored weight, a view of the model's parameter (hook_variants.scored_weights,
+        a Session's ``weights()``); norms: layer -> [2, steps, in]; masks apply at steps < num_steps."""
+        self.weights = weights
         self.norms = {layer: n.to(self.weights[layer].device) for layer, n in norms.items()}
         self.skill_ratio = skill_ratio
         self.num_steps = min(num_steps, min(n.shape[1] for n in norms.values()))
@@ -29,7 +28,7 @@ class StepPruner:
 
     @torch.no_grad()
     def on_step(self, step: int) -> None:
-        """Write the weights for UNet call ``step``: masked below ``num_steps``, original after."""
+        """Write the weights for denoiser call ``step``: masked below ``num_steps``, original after."""
         if step < self.num_steps:
             for layer, original in self.originals.items():  # one layer's mask in memory at a time
                 norms = self.norms[layer]

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from neuron_receivers.hook_variants import variant_names
+from neuron_receivers.hook_variants import STREAMS, variant_names
 from utils.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +39,9 @@ OPTIONS: dict[str, tuple[type, str]] = {
     "dtype": (str, "auto | float32 | float16 | bfloat16 (auto: float16 on cuda, float32 otherwise)"),
     "batch_size": (int, "prompt pairs per pipeline call"),
     "hook_module": (str, "which weights are scored: " + " | ".join(HOOK_MODULES)),
+    "streams": (str, "which streams of a two-stream transformer (SD 3.x, Flux) are scored: " + " | ".join(STREAMS)
+                     + " (default: the family's, pipeline_defaults)"),
+    "scheduler": (str, "diffusers scheduler class to sample with, e.g. DDIMScheduler (default: the model's own)"),
     "skill_ratio": (float, "fraction k/inner of top WANDA scores per row (default: the concept's paper value)"),
     "timesteps": (int, "tau: UNet calls whose skilled neurons count (default: concept's paper value / all)"),
     "select_ratio": (float, "prune weights skilled at more than select_ratio * tau steps"),
@@ -51,7 +54,7 @@ OPTIONS: dict[str, tuple[type, str]] = {
 FLAGS: dict[str, str] = {
     "safety_checker": "load the pipeline's safety checker (off by default, as in the paper)",
 }
-NESTED_KEYS = ("concept_defaults", "model_defaults")
+NESTED_KEYS = ("concept_defaults", "model_defaults", "pipeline_defaults")
 # A model's concepts: YAML-only keys (top level or in a model_defaults entry), no command-line options.
 # concept_source: "module:attribute" of a utils.concepts.ConceptSource (or a function target, seed -> Concept
 # or None) that builds the model's own concepts, imported when a script runs; own_concepts_only: the model
@@ -224,6 +227,8 @@ def check_nested(config: dict[str, Any], where: str) -> dict[str, Any]:
         config["concept_defaults"] = check_concept_defaults(config["concept_defaults"], where)
     if "model_defaults" in config:
         config["model_defaults"] = check_model_defaults(config["model_defaults"], where)
+    if "pipeline_defaults" in config:
+        config["pipeline_defaults"] = check_pipeline_defaults(config["pipeline_defaults"], where)
     return config
 
 
@@ -271,19 +276,51 @@ def check_model_defaults(table: Any, where: str = "the config") -> dict[str, dic
     return _check_table("model_defaults", table, MODEL_DEFAULT_TYPES, "model ids", "my/model: {guidance_scale: 5.0}", where)
 
 
+def check_pipeline_defaults(table: Any, where: str = "the config") -> dict[str, dict[str, Any]]:
+    """The YAML's ``pipeline_defaults`` checked: diffusers pipeline class name (a model family) -> mapping of
+    known option keys, as in ``model_defaults``. Raise UsageError for anything else."""
+    return _check_table("pipeline_defaults", table, MODEL_DEFAULT_TYPES, "diffusers pipeline class names",
+                        "FluxPipeline: {num_inference_steps: 28, guidance_scale: 3.5}", where)
+
+
+def pipeline_class_name(model_id: str) -> str | None:
+    """The diffusers pipeline class of a model (``_class_name`` of its model_index.json): read from a local
+    folder, or from the Hugging Face cache / hub for a hub id; None when it cannot be read (loading the
+    model then says why)."""
+    import json
+
+    path = Path(model_id).expanduser()
+    index = path / "model_index.json" if path.is_dir() else None
+    if index is None and model_id and not path.exists():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            index = Path(hf_hub_download(model_id, "model_index.json"))
+        except Exception:  # offline, unknown id, no access: the loader gives the one-sentence error
+            return None
+    try:
+        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name") if index is not None else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def apply_model_defaults(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Override ``config`` with the YAML's ``model_defaults`` entry of its model, except for the options
-    the user passed in ``args``: the command line wins, then the model's own settings (its sampling, its
-    concept source), then the file's top-level values (the paper's). A model without an entry of its own
-    takes the entry that ``model_settings`` names, if any (a candidate model sampled like a shipped one).
-    Returns ``config``."""
+    """Override ``config`` with the YAML's per-family and per-model settings, except for the options the
+    user passed in ``args``: the command line wins, then the model's own ``model_defaults`` entry (its
+    sampling, its concept source), then its family's ``pipeline_defaults`` entry (keyed by the diffusers
+    pipeline class of the model), then the file's top-level values (the paper's). A model without an entry
+    of its own takes the entry that ``model_settings`` names, if any (a candidate model sampled like a
+    shipped one). Returns ``config``."""
     table = check_model_defaults(config.get("model_defaults"))
     model = str(config.get("model_id") or "")
     entry = next((settings for key, settings in table.items() if same_model(key, model)), None)
     borrowed = config.get("model_settings")
     if entry is None and borrowed:
         entry = next((settings for key, settings in table.items() if same_model(key, str(borrowed))), None)
-    for key, value in (entry or {}).items():
+    families = check_pipeline_defaults(config.get("pipeline_defaults"))
+    family = families.get(pipeline_class_name(repo_path(model)) or "", {}) if model and families else {}
+    for key, value in {**family, **(entry or {})}.items():
         if getattr(args, key, None) is None:
             config[key] = value
     return config
@@ -376,6 +413,8 @@ def check_config(config: dict[str, Any]) -> None:
     check_sampling_config(config)
     if config["hook_module"] not in HOOK_MODULES:
         raise UsageError(f"unknown --hook_module {config['hook_module']!r}; choose one of {', '.join(HOOK_MODULES)}")
+    if config.get("streams") is not None and config["streams"] not in STREAMS:
+        raise UsageError(f"unknown --streams {config['streams']!r}; choose one of {', '.join(STREAMS)}")
     check_hyperparameters(config)
     for key in ("num_preview", "num_images"):
         if config.get(key) is not None and int(config[key]) < 0:

@@ -13,35 +13,42 @@ def make_generators(seeds: Sequence[int], device: torch.device) -> list[torch.Ge
     return [torch.Generator(device=gen_device).manual_seed(int(seed)) for seed in seeds]
 
 
-def sampling_kwargs(config: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline-call arguments that the config fixes (steps, guidance, size)."""
+def sampling_kwargs(config: dict[str, Any], pipe=None) -> dict[str, Any]:
+    """The pipeline-call arguments that the config fixes (steps, guidance, size). With ``pipe``, a pipeline
+    that bins resolutions (PixArt) is told not to when the size is given, so it samples at exactly that size."""
     kwargs = {"num_inference_steps": int(config["num_inference_steps"]), "guidance_scale": float(config["guidance_scale"])}
     for key in ("height", "width"):
         if config.get(key):
             kwargs[key] = int(config[key])
+    if pipe is not None and ("height" in kwargs or "width" in kwargs) and "use_resolution_binning" in call_parameters(pipe):
+        kwargs["use_resolution_binning"] = False
     return kwargs
+
+
+def call_parameters(pipe) -> tuple[str, ...]:
+    """The names of the arguments that ``pipe.__call__`` takes."""
+    import inspect
+
+    return tuple(inspect.signature(type(pipe).__call__).parameters)
 
 
 @torch.no_grad()
 def run_pipeline(pipe, prompts: Sequence[str], seeds: Sequence[int], config: dict[str, Any], output_type: str = "latent"):
-    """Generate ``prompts`` (seed i for prompt i); return latents (``latent``) or PIL images (``pil``)."""
+    """Generate ``prompts`` (seed i for prompt i); return latents (``latent``, in the pipeline's own layout:
+    packed for Flux) or PIL images (``pil``)."""
     generators = make_generators(seeds, pipe.device)
-    out = pipe(prompt=list(prompts), generator=generators, output_type=output_type, **sampling_kwargs(config))
+    out = pipe(prompt=list(prompts), generator=generators, output_type=output_type, **sampling_kwargs(config, pipe))
     return out.images
 
 
-@torch.no_grad()
-def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
-    """Decode final latents with the pipeline's VAE into PIL images (only the ones passed)."""
-    vae = pipe.vae
-    images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-    return pipe.image_processor.postprocess(images, output_type="pil")
-
-
 def count_unet_calls(pipe, num_inference_steps: int) -> int:
-    """UNet calls of one generation with the pipeline's scheduler (PNDM: steps + 1)."""
+    """Denoiser calls (UNet or transformer) of one generation with the pipeline's scheduler (PNDM: steps + 1;
+    a flow-matching scheduler that shifts its timesteps by the image size: steps)."""
     scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
-    scheduler.set_timesteps(num_inference_steps)
+    try:
+        scheduler.set_timesteps(num_inference_steps)
+    except ValueError:  # FlowMatchEuler with use_dynamic_shifting wants the shift mu, which changes no count
+        scheduler.set_timesteps(num_inference_steps, mu=1.0)
     return len(scheduler.timesteps)
 
 

@@ -1,11 +1,12 @@
-"""Load a diffusers pipeline from a hub id or a local folder, with clear errors for bad ids."""
+"""Load a diffusers text-to-image pipeline of any family (SD 1.x/2.x, SDXL, SD 3.x, PixArt, Flux) from a hub id
+or a local folder, by its own class (``DiffusionPipeline`` resolution), with clear errors for bad ids."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
-from utils.config import check_model_id
+from utils.config import check_model_id, pipeline_class_name
 from utils.errors import UsageError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -46,16 +47,45 @@ def _dtype_keyword() -> str:
     return "dtype"
 
 
-def load_pipeline(model_id: str, device: torch.device, dtype: torch.dtype, safety_checker: bool = False):
+def _takes_safety_checker(model_id: str) -> bool:
+    """Whether the model's pipeline class has a safety checker (True when its class cannot be read yet)."""
+    import inspect
+
+    import diffusers
+
+    cls = getattr(diffusers, pipeline_class_name(model_id) or "", None)
+    return cls is None or "safety_checker" in inspect.signature(cls.__init__).parameters
+
+
+def set_scheduler(pipe, name: str | None) -> None:
+    """Replace ``pipe.scheduler`` by the diffusers scheduler class ``name`` built from the model's scheduler
+    config (None: keep the model's). Raise UsageError for a name that is not a diffusers scheduler."""
+    if not name:
+        return
+    import diffusers
+    from diffusers import SchedulerMixin
+
+    cls = getattr(diffusers, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
+        raise UsageError(f"--scheduler {name} is not a diffusers scheduler class; pass one such as DDIMScheduler or EulerDiscreteScheduler, or leave it unset for the model's own")
+    pipe.scheduler = cls.from_config(pipe.scheduler.config)
+
+
+def load_pipeline(model_id: str, device: torch.device, dtype: torch.dtype, safety_checker: bool = False, scheduler: str | None = None):
     """Load a diffusers text-to-image pipeline onto ``device`` in ``dtype``, its progress bar off.
 
-    The safety checker is not loaded unless ``safety_checker`` is True (the paper runs without it);
-    the pipeline class is not monkey-patched. Raises UsageError when the model cannot be loaded.
+    The pipeline's own class is used (StableDiffusion, StableDiffusionXL, StableDiffusion3, PixArt, Flux, ...);
+    it must have a denoiser (``unet`` or ``transformer``). A pipeline with a safety checker loads without it
+    unless ``safety_checker`` is True (the paper runs without it); ``scheduler`` names a diffusers scheduler
+    class to sample with (None: the model's own). The pipeline class is not monkey-patched. Raises
+    UsageError when the model cannot be loaded or is not a text-to-image pipeline.
     """
     from diffusers import DiffusionPipeline
 
+    from neuron_receivers.hook_variants import denoiser_of
+
     check_model_id(model_id)
-    kwargs = {} if safety_checker else {"safety_checker": None, "requires_safety_checker": False}
+    kwargs = {} if safety_checker or not _takes_safety_checker(model_id) else {"safety_checker": None, "requires_safety_checker": False}
     try:
         pipe = DiffusionPipeline.from_pretrained(model_id, **{_dtype_keyword(): dtype}, **kwargs)
     except (OSError, ValueError) as err:
@@ -65,8 +95,11 @@ def load_pipeline(model_id: str, device: torch.device, dtype: torch.dtype, safet
             f"could not load {model_id!r} from the Hugging Face hub (offline, unknown id or no access); "
             "download it where the hub is reachable and pass the local folder with --model_id PATH"
         ) from None
-    if not hasattr(pipe, "unet"):
-        raise UsageError(f"{model_id} is a {type(pipe).__name__}, not a UNet text-to-image pipeline; pass a Stable Diffusion model")
+    try:
+        denoiser_of(pipe)
+    except ValueError:
+        raise UsageError(f"{model_id} is a {type(pipe).__name__}, which has no UNet or transformer denoiser; pass a text-to-image diffusion model") from None
+    set_scheduler(pipe, scheduler)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -1,9 +1,10 @@
 """Prune masks on disk and on models: save, load, apply, export.
 
-``prune_mask.safetensors`` holds one bool tensor per pruned parameter, keyed by its state-dict
-name in the pipeline component (``unet`` or ``text_encoder``), e.g.
+``prune_mask.safetensors`` holds one bool tensor per pruned parameter, of the parameter's whole shape,
+keyed by its state-dict name in the pipeline component (``unet``, ``transformer``, ``text_encoder``,
+``text_encoder_2`` or ``text_encoder_3``), e.g.
 ``down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2.weight``; True = set to zero. Its
-metadata holds the base ``model_id``, the ``component``, the settings and the counts.
+metadata holds the base ``model_id``, the ``component``, the ``pipeline_class``, the settings and the counts.
 
 Loading a pruned pipeline::
 
@@ -24,10 +25,12 @@ from utils.errors import UsageError
 from utils.storage import atomic_directory, check_replaceable, load_tensors, save_tensors
 
 
-def save_prune_mask(path: str | Path, masks: dict[str, torch.Tensor], component, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write layer -> bool mask as ``<layer>.weight`` tensors; return the metadata written.
+def save_prune_mask(path: str | Path, masks: dict[str, torch.Tensor], component, metadata: dict[str, Any],
+                    num_scored: int | None = None) -> dict[str, Any]:
+    """Write layer -> bool mask (of the whole weight) as ``<layer>.weight`` tensors; return the metadata written.
 
-    component: the module the masks apply to (counts are taken from it).
+    component: the module the masks apply to (counts are taken from it). num_scored: the weights that were
+    scored (default: every entry of the masks; fewer when only some columns of a weight are scored).
     """
     tensors = {f"{layer}.weight": mask.bool() for layer, mask in masks.items()}
     pruned = int(sum(int(m.sum()) for m in tensors.values()))
@@ -35,7 +38,7 @@ def save_prune_mask(path: str | Path, masks: dict[str, torch.Tensor], component,
     meta = dict(metadata)
     meta.update(
         num_pruned=pruned,
-        num_scored=int(sum(m.numel() for m in tensors.values())),
+        num_scored=int(num_scored if num_scored is not None else sum(m.numel() for m in tensors.values())),
         component_parameters=int(total),
         fraction_of_component=pruned / total,
         format="concept-prune prune mask v1",
@@ -116,19 +119,14 @@ def restore_weights(weights: dict[str, torch.Tensor], originals: dict[str, torch
         weights[name].copy_(original)
 
 
-def module_weights(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
-    """layer -> the ``weight`` parameter of each module (what ``zero_masked`` writes)."""
-    return {layer: module.weight for layer, module in modules.items()}
-
-
 @contextmanager
-def masked_weights(modules: dict[str, torch.nn.Module], masks: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Within the block, each layer of ``modules`` computes with its weight zeroed where ``masks[layer]``
-    is True; the original weights are back afterwards, also after an error.
+def masked_weights(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Within the block, each weight is zeroed where ``masks[layer]`` is True; the original weights are back
+    afterwards, also after an error.
 
-    modules: layer -> Linear (e.g. a Session's ``modules``); masks: layer -> bool mask of the weight's shape.
+    weights: layer -> a weight tensor or a view of one that shares its storage (a Session's ``weights()``);
+    masks: layer -> bool mask of that shape.
     """
-    weights = module_weights(modules)
     originals = saved_weights(weights, masks)
     try:
         zero_masked(weights, masks)
@@ -141,14 +139,25 @@ def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component
     """Zero the masked weights of ``pipe.<component>`` in place; return how many were zeroed.
 
     mask: a prune-mask file or a dict of parameter name -> bool mask (then ``component`` names the
-    pipeline attribute, default ``unet``). A pipeline component (a bare module) works too.
+    pipeline attribute, default the pipeline's denoiser: ``unet`` or ``transformer``). A pipeline component
+    (a bare module) works too. Raise UsageError when the pipeline has no such component or the component
+    lacks a masked parameter or has it in another shape (a mask of another model or family).
     """
+    meta: dict[str, Any] = {}
     if isinstance(mask, (str, Path)):
         masks, meta = load_prune_mask(mask)
         component = component or meta.get("component", "unet")
     else:
-        masks, component = mask, component or "unet"
-    module = getattr(pipe, component) if hasattr(pipe, component) else pipe
+        masks = mask
+    if isinstance(pipe, torch.nn.Module):
+        module = pipe
+    else:
+        if component is None:
+            component = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
+        module = getattr(pipe, component, None)
+        if not isinstance(module, torch.nn.Module):
+            made_for = f" of a {meta['pipeline_class']}" if meta.get("pipeline_class") else ""
+            raise UsageError(f"the mask is for the {component}{made_for}, which a {type(pipe).__name__} does not have; use the model the mask was made for")
     params = {}
     for name in masks:
         try:

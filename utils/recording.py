@@ -8,11 +8,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from neuron_receivers.hook_variants import HookVariant, select_modules
+from neuron_receivers.hook_variants import HookVariant, Site, component_name, denoiser_of, scored_weights, select_sites, site_columns
 from neuron_receivers.norm_recorder import ActivationNormRecorder
 from neuron_receivers.trace import StopGeneration, trace_steps
 from utils.concepts import Concept, PromptPair
-from utils.generation import count_unet_calls, decode_latents, run_pipeline
+from utils.generation import count_unet_calls, run_pipeline
+from utils.errors import UsageError
 from utils.model_loading import dtype_name
 from utils.norms_store import load_norms, reusable, save_norms
 from utils.storage import atomic_directory, check_replaceable, save_image
@@ -37,10 +38,20 @@ def norms_fingerprint(pipe, config: dict[str, Any], concept: Concept, variant: H
         "height": config.get("height"),
         "width": config.get("width"),
         "hook_module": variant.name,
-        "dtype": dtype_name(pipe.unet.dtype),
+        "dtype": dtype_name(denoiser_of(pipe).dtype),
         "device_type": pipe.device.type,
         "scheduler": type(pipe.scheduler).__name__,
     }
+
+
+def pipeline_sites(pipe, variant: HookVariant, streams: str | None) -> tuple[str, dict[str, Site]]:
+    """(the pipeline attribute ``variant`` scores, name -> Site of every scored Linear in it on ``streams``,
+    default image). Raise UsageError in one sentence when the pipeline has no such layer."""
+    try:
+        name = component_name(pipe, variant)
+        return name, select_sites(getattr(pipe, name), variant, streams or "image")
+    except ValueError as err:
+        raise UsageError(f"{err}; pass another --hook_module or --streams, or a model with feed-forward blocks") from None
 
 
 def _batches(pairs: tuple[PromptPair, ...], size: int) -> list[tuple[PromptPair, ...]]:
@@ -58,15 +69,16 @@ def record_norms(
 ) -> dict[str, torch.Tensor]:
     """Generate every pair (base and target in one batch) and return layer -> norms [2, steps, in].
 
-    stop_at: number of leading UNet calls to record (generation stops there), None for all.
-    Layers come in execution order. With ``preview_dir``, the first ``num_preview`` pairs' images
-    are saved there (decoded from the recorded run, or generated in full when it stopped early).
+    stop_at: number of leading denoiser calls to record (generation stops there), None for all.
+    The scored sites are the variant's on ``config["streams"]`` (see pipeline_sites); layers come in
+    execution order. With ``preview_dir``, the first ``num_preview`` pairs' images are saved there (from the
+    recorded run, or generated in full when it stopped early).
     """
-    component = getattr(pipe, variant.component)
-    modules = select_modules(component, variant)
+    _, sites = pipeline_sites(pipe, variant, config.get("streams"))
+    modules = {name: site.module for name, site in sites.items()}
     recorder = ActivationNormRecorder(num_groups=2)
     if not variant.per_step:
-        stop_at = 0  # the text encoder runs before the first UNet call
+        stop_at = 0  # a text encoder runs before the first denoiser call
     layer_order: list[str] = []
     preview: list[tuple[int, Any, Any]] = []
     batches = _batches(concept.pairs, int(config["batch_size"]))
@@ -75,19 +87,18 @@ def record_norms(
         prompts = [p.base for p in batch] + [p.target for p in batch]
         seeds = [p.seed for p in batch] * 2
         recorder.set_batch_groups([0] * len(batch) + [1] * len(batch))
-        latents = None
-        with trace_steps(pipe.unet, modules, on_input=recorder, stop_at=stop_at, fixed_step=None if variant.per_step else 0) as trace:
-            try:
-                latents = run_pipeline(pipe, prompts, seeds, config, output_type="latent")
+        wanted = [i for i in range(len(batch)) if offset + i < num_preview] if preview_dir is not None else []
+        images = None
+        with trace_steps(denoiser_of(pipe), modules, on_input=recorder, stop_at=stop_at, fixed_step=None if variant.per_step else 0,
+                         columns=site_columns(sites)) as trace:
+            try:  # images only for a batch that holds preview pairs (the VAE decodes them), latents otherwise
+                images = run_pipeline(pipe, prompts, seeds, config, output_type="pil" if wanted else "latent")
             except StopGeneration:
                 pass
         if not layer_order:
             layer_order = trace.layer_order
-        wanted = [i for i in range(len(batch)) if offset + i < num_preview]
-        if preview_dir is not None and latents is not None and wanted:
-            idx = wanted + [len(batch) + i for i in wanted]
-            images = decode_latents(pipe, latents[idx])
-            preview += [(offset + i, images[j], images[len(wanted) + j]) for j, i in enumerate(wanted)]
+        if images is not None and wanted:
+            preview += [(offset + i, images[i], images[len(batch) + i]) for i in wanted]
         offset += len(batch)
     missing = sorted(set(modules) - set(layer_order))
     if missing:
@@ -120,11 +131,11 @@ def ensure_norms(
 ) -> tuple[dict[str, torch.Tensor], bool]:
     """Load the norms at ``path`` when they fit this run, else record and save them.
 
-    steps_needed: leading UNet calls needed (None = all). Returns (norms, reused).
+    steps_needed: leading denoiser calls needed (None = all). Returns (norms, reused).
     """
     fingerprint = norms_fingerprint(pipe, config, concept, variant)
-    modules = select_modules(getattr(pipe, variant.component), variant)
-    ok, reason = reusable(path, fingerprint, steps_needed, {name: module.weight.shape[1] for name, module in modules.items()})
+    _, sites = pipeline_sites(pipe, variant, config.get("streams"))
+    ok, reason = reusable(path, fingerprint, steps_needed, {name: weight.shape[1] for name, weight in scored_weights(sites).items()})
     if ok:
         log.info("reusing %s (%s)", path, reason)
         norms, _ = load_norms(path, device=pipe.device)

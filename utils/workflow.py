@@ -8,14 +8,14 @@ from typing import Any
 
 import torch
 
-from neuron_receivers.hook_variants import HookVariant, get_variant, select_modules
+from neuron_receivers.hook_variants import HookVariant, denoiser_of, full_masks, get_variant, scored_weights
 from utils.concepts import Concept
 from utils.config import NESTED_KEYS, dump_yaml
 from utils.errors import UsageError
 from utils.generation import count_unet_calls
 from utils.model_loading import dtype_name, load_pipeline, resolve_device, resolve_dtype
 from utils.paths import concept_dir, norms_path, record_config_path
-from utils.recording import ensure_norms
+from utils.recording import ensure_norms, pipeline_sites
 from utils.storage import write_text
 
 
@@ -44,17 +44,19 @@ def check_step_count(pipe, num_inference_steps: int) -> None:
 
 
 class Session:
-    """A loaded pipeline with the run's config and hook variant."""
+    """A loaded pipeline with the run's config, hook variant and scored sites."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.device = resolve_device(str(config["device"]))
         self.dtype = resolve_dtype(str(config["dtype"]), self.device)
         self.variant: HookVariant = get_variant(config["hook_module"])
-        self.pipe = load_pipeline(config["model_id"], self.device, self.dtype, bool(config.get("safety_checker")))
+        self.pipe = load_pipeline(config["model_id"], self.device, self.dtype, bool(config.get("safety_checker")), config.get("scheduler"))
         check_step_count(self.pipe, int(config["num_inference_steps"]))
-        self.component = getattr(self.pipe, self.variant.component)
-        self.modules = select_modules(self.component, self.variant)
+        self.component_name, self.sites = pipeline_sites(self.pipe, self.variant, config.get("streams"))
+        self.component = getattr(self.pipe, self.component_name)
+        self.modules = {name: site.module for name, site in self.sites.items()}
+        self.denoiser = denoiser_of(self.pipe)
         self.total_calls = count_unet_calls(self.pipe, int(config["num_inference_steps"])) if self.variant.per_step else 1
 
     def resolved_config(self, **extra: Any) -> dict[str, Any]:
@@ -66,24 +68,24 @@ class Session:
         return resolved
 
     def check_steps(self, steps: int | None) -> None:
-        """Raise UsageError when ``steps`` exceeds the UNet calls of one generation."""
+        """Raise UsageError when ``steps`` exceeds the denoiser calls of one generation."""
         if steps is not None and steps > self.total_calls:
             raise UsageError(
-                f"--timesteps {steps} exceeds the {self.total_calls} recorded steps (UNet calls) of one generation "
+                f"--timesteps {steps} exceeds the {self.total_calls} recorded steps (denoiser calls) of one generation "
                 f"with num_inference_steps={self.config['num_inference_steps']}"
                 + ("" if self.variant.per_step else f" for hook variant {self.variant.name}")
                 + "; pass a smaller --timesteps"
             )
 
     def effective_tau(self, tau: int) -> int:
-        """The paper's default tau, capped at the UNet calls of one generation (logged when capped).
+        """The paper's default tau, capped at the denoiser calls of one generation (logged when capped).
 
         Only for defaults: a --timesteps the user gave is checked by ``check_steps`` instead.
         """
         if not self.variant.per_step:
             return 1
         if self.config.get("timesteps") is None and tau > self.total_calls:
-            logging.getLogger("utils.workflow").info("default tau %d capped at the %d UNet calls of one generation", tau, self.total_calls)
+            logging.getLogger("utils.workflow").info("default tau %d capped at the %d denoiser calls of one generation", tau, self.total_calls)
             return self.total_calls
         return tau
 
@@ -101,8 +103,9 @@ class Session:
         return norms
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """layer -> the (unpruned) weight of every selected Linear."""
-        return {name: module.weight.detach() for name, module in self.modules.items()}
+        """layer -> the scored part of every selected Linear's weight (all of it, or a Flux single block's MLP
+        columns): views that share the model's storage (see hook_variants.scored_weights)."""
+        return scored_weights(self.sites)
 
 
 def save_run_config(folder: Path, config: dict[str, Any]) -> None:
@@ -111,7 +114,8 @@ def save_run_config(folder: Path, config: dict[str, Any]) -> None:
 
 
 def union_for_concept(session: Session, concept: Concept, skill_ratio: float, tau: int, select_ratio: float) -> dict[str, torch.Tensor]:
-    """layer -> bool mask: the concept's skilled weights united over its first ``tau`` steps."""
+    """layer -> bool mask of the scored part of its weight: the concept's skilled weights united over its first
+    ``tau`` steps (``full_masks`` widens a column-sliced one to its whole weight)."""
     from utils.skilled import union_masks
 
     norms = session.norms(concept, tau)
@@ -127,16 +131,18 @@ def save_mask_and_export(session: Session, masks: dict[str, torch.Tensor], out_p
 
     metadata = {
         "model_id": session.config["model_id"],
-        "component": session.variant.component,
+        "component": session.component_name,
         "hook_module": session.variant.name,
+        "pipeline_class": type(session.pipe).__name__,
         **settings,
         "config": session.resolved_config(),
     }
-    meta = save_prune_mask(out_path, masks, session.component, metadata)
+    whole = full_masks(session.sites, masks)  # a Flux single block's mask covers its whole proj_out, False outside the MLP columns
+    meta = save_prune_mask(out_path, whole, session.component, metadata, num_scored=sum(int(m.numel()) for m in masks.values()))
     save_run_config(out_path.parent, session.resolved_config(**settings))
     if export_dir:
-        apply_prune_mask(session.pipe, {f"{k}.weight": v for k, v in masks.items()}, session.variant.component)
-        export_component(session.pipe, session.variant.component, export_dir)
+        apply_prune_mask(session.pipe, {f"{k}.weight": v for k, v in whole.items()}, session.component_name)
+        export_component(session.pipe, session.component_name, export_dir)
     return meta
 
 

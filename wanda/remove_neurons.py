@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     out_dir = concept_dir(config["res_path"], config["model_id"], concept.name) / "removal" / run_name(skill_ratio, steps, 0.0, session.variant.name)
     check_replaceable(out_dir, "removal folder", REMOVAL_FILES)
     norms = session.norms(concept, steps)
-    pruner = StepPruner(session.modules, norms, skill_ratio, steps or session.total_calls)
+    pruner = StepPruner(session.weights(), norms, skill_ratio, steps or session.total_calls)
     pairs = concept.pairs[: int(config["num_images"])]
     size = int(config["batch_size"]) * 2
     with atomic_directory(out_dir, "removal folder", REMOVAL_FILES) as folder:  # replaced whole: no image of another run stays
@@ -50,7 +50,7 @@ def main(argv=None) -> None:
             before = run_pipeline(session.pipe, prompts, seeds, config, output_type="pil")
             try:
                 if session.variant.per_step:
-                    with trace_steps(session.pipe.unet, {}, on_step=pruner.on_step):
+                    with trace_steps(session.denoiser, {}, on_step=pruner.on_step):
                         after = run_pipeline(session.pipe, prompts, seeds, config, output_type="pil")
                 else:
                     pruner.on_step(0)

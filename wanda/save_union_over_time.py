@@ -2,8 +2,8 @@
 
 A weight is pruned when it is skilled at more than select_ratio * tau of the steps 0..tau-1.
 Writes results/<model>/<target>/pruned/<run>/prune_mask.safetensors and config.yaml; with
---export_diffusers DIR also a standard diffusers folder of the pruned UNet (text encoder for
---hook_module text).
+--export_diffusers DIR also a standard diffusers folder of the pruned component (the UNet or
+transformer; the text encoder for --hook_module text, text-2, text-3).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def main(argv=None) -> None:
     meta = save_mask_and_export(session, masks, out, settings, args.export_diffusers)
     print(describe_mask(meta, out))
     if args.export_diffusers:
-        print(f"pruned {session.variant.component} written to {args.export_diffusers}")
+        print(f"pruned {session.component_name} written to {args.export_diffusers}")
 
 
 if __name__ == "__main__":
