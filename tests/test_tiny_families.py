@@ -37,6 +37,15 @@ def _generate(pipe, family, prompts, seeds, output_type):
     ).images
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The models are tiny: a second intra-op thread only adds synchronisation (costly on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module", params=FAMILIES)
 def saved(request, tmp_path_factory):
     """(family, folder) of each family saved once with seed 0."""

@@ -27,6 +27,10 @@ so they need ``use_resolution_binning=False`` (and ``clean_caption=False`` spare
 missing); Flux defaults to 256x256 pixels whatever the transformer, so it
 needs ``height=32, width=32``. The others default to 32x32 already.
 
+Speed: one generation of 2 prompts x 2 steps takes about 0.05 s of one core. The models are so small that a
+second intra-op thread only adds synchronisation, which on a busy machine can cost seconds per call:
+``torch.set_num_threads(1)`` around their use keeps them fast.
+
 Command line: ``python utils/tiny_families.py --family sd3 --out models/tiny-sd3`` writes a diffusers folder.
 """
 from __future__ import annotations
