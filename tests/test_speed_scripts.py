@@ -71,8 +71,29 @@ def test_speed_times_the_union_and_the_save_the_scripts_call(tmp_path, monkeypat
     argv = ["--random_arch", "tiny", "--pairs", "1", "--num_inference_steps", "2", "--timesteps", "2", "--device", "cpu", "--skip_plain"]
     report = load_script("speed", "benchmarking").main(argv + ["--out", str(tmp_path / "speed.json")])
     assert called == ["union_masks", "save_prune_mask"]
-    assert list(report["phases_s"]) == ["load", "record", "union_masks", "save"]
+    assert list(report["phases_s"]) == ["load", "plain_tau", "record", "union_masks", "save"]
     assert report["time_to_pruned_model_s"] == sum(report["phases_s"][k] for k in ("record", "union_masks", "save"))
+    assert report["above_physical_limit"] == report["time_to_pruned_model_s"] / report["phases_s"]["plain_tau"] - 1.0
+
+
+@pytest.mark.parametrize("arch, pipeline, ffns", [("tiny-sd3", "StableDiffusion3Pipeline", 2), ("tiny-flux", "FluxPipeline", 4),
+                                                  ("tiny-pixart-sigma", "PixArtSigmaPipeline", 2), ("tiny-sdxl", "StableDiffusionXLPipeline", 8)])
+def test_speed_measures_each_tiny_family_on_its_image_stream(arch, pipeline, ffns, tmp_path):
+    argv = ["--random_arch", arch, "--pairs", "2", "--num_inference_steps", "3", "--timesteps", "2", "--device", "cpu", "--skip_plain"]
+    report = load_script("speed", "benchmarking").main(argv + ["--out", str(tmp_path / "speed.json")])
+    assert report["pipeline"] == pipeline and report["ffn_layers"] == ffns and report["unet_calls"] == 3
+    assert 0 < report["num_pruned"] < report["scored_weights"] and report["prune_mask_bytes"] > 0
+
+
+def test_prune_mask_size_counts_the_real_shapes_ffns_and_scored_weights():
+    module = load_script("prune_mask_size", "benchmarking")
+    flux = module.family_sizes("flux-dev")  # meta device: no memory
+    assert (flux["ffn_image"], flux["ffn_text"], flux["ffn_shared"]) == (19 + 38, 19, 38)
+    # 19 double blocks' ff (3072 x 12288) + 38 single blocks' MLP columns of proj_out (3072 x 12288); the mask holds
+    # each single block's whole proj_out (3072 x 15360)
+    assert flux["scored_image"] == 57 * 3072 * 12288 and flux["mask_bytes_image"] == 19 * 3072 * 12288 + 38 * 3072 * 15360
+    sd3 = module.family_sizes("sd3.5-medium")
+    assert (sd3["ffn_image"], sd3["ffn_text"], sd3["scored_both"]) == (24, 23, 47 * 1536 * 6144)
 
 
 def _metrics(folder, **changes) -> None:
