@@ -330,3 +330,26 @@ def test_a_benchmark_runs_the_concept_prune_baseline_of_each_transformer_family(
     assert report["num_prompts"] == 2 and set(report["summary"]) >= {"original", "edited"}
     assert report["models"]["edited"]["mask"]["component"] == "transformer"
     assert report["summary"]["edited"] != report["summary"]["original"]  # the pruned model's images score differently
+
+
+def test_a_family_samples_with_its_own_settings_unless_an_option_is_typed(family_dirs, tiny_sd_dir):
+    from utils.bench_config import build_bench_parser, resolve_bench_config
+    from utils.config import build_parser, resolve_config
+
+    def wanda(*argv):
+        return resolve_config(build_parser("t").parse_args(["--model_id", *argv]))
+
+    def bench(*argv):
+        return resolve_bench_config(build_bench_parser("t", ("clip_model",)).parse_args(["--model_id", *argv, "--target", "Monet", "--baseline", "sd"]),
+                                    ("clip_model",), "artist_erasure")
+
+    for resolve in (wanda, bench):
+        flux = resolve(str(family_dirs["flux"]))
+        assert (flux["num_inference_steps"], flux["guidance_scale"]) == (28, 3.5)
+        typed = resolve(str(family_dirs["flux"]), "--guidance_scale", "2.0")
+        assert (typed["num_inference_steps"], typed["guidance_scale"]) == (28, 2.0)
+        sd3 = resolve(str(family_dirs["sd3"]))
+        assert (sd3["num_inference_steps"], sd3["guidance_scale"]) == (28, 7.0)
+        sd = resolve(str(tiny_sd_dir))  # SD 1.x and 2.x take the paper's values
+        assert (sd["num_inference_steps"], sd["guidance_scale"]) == (50, 7.5)
+    assert wanda(str(family_dirs["flux"]))["streams"] == "image"

@@ -7,7 +7,8 @@ The YAML file may hold any key of either table; a script ignores the keys it doe
 Protocols: ``--protocol paper | project`` picks a preset from the YAML's ``protocols`` table
 (``protocols: {<name>: {all: {...}, <benchmark>: {...}}}``). A value is taken from, in rising order:
 the YAML's top-level defaults, the preset's ``all`` section, the preset's section of this benchmark,
-the options typed on the command line. The resolved config records the protocol's name (``protocol``).
+the model family's sampling (``pipeline_defaults``, keyed by the model's diffusers pipeline class: the
+protocols are Stable Diffusion 1.x's), the options typed on the command line. The resolved config records the protocol's name (``protocol``).
 A config file without a ``protocols`` table uses the presets of the shipped file.
 No torch import here, so ``--help`` and bad input answer at once.
 """
@@ -22,7 +23,9 @@ from utils.config import (
     REPO_ROOT,
     build_parser,
     check_entry,
+    check_pipeline_defaults,
     check_sampling_config,
+    family_defaults,
     load_yaml_config,
     merge_options,
     option_types,
@@ -59,7 +62,8 @@ SPECIFIC: dict[str, tuple[type, str]] = {
     "professions": (str, "gender: a text file of professions, one a line (default datasets/winobias_professions.txt)"),
 }
 BENCH_FLAGS = {"safety_checker": "run the pipeline's safety checker (--no_safety_checker: off; default: the protocol's choice)"}
-KNOWN_KEYS = set(SAMPLING_KEYS) | set(COMMON) | set(SPECIFIC) | set(BENCH_FLAGS) | {"protocols"}
+KNOWN_KEYS = set(SAMPLING_KEYS) | set(COMMON) | set(SPECIFIC) | set(BENCH_FLAGS) | {"protocols", "pipeline_defaults"}
+FAMILY_KEYS = ("num_inference_steps", "guidance_scale", "height", "width", "batch_size")  # what a family's entry may set
 PROTOCOL_ALL = "all"  # the section of a protocol preset that every benchmark takes
 BENCHMARKS = ("artist_erasure", "nudity_eval", "object_erase", "gender_reversal", "eval_coco", "inference_mem")
 DEFAULT_PROTOCOL = "project"
@@ -156,6 +160,11 @@ def resolve_bench_config(args: argparse.Namespace, specific: tuple[str, ...], be
     config = merge_options(args, merged, options, BENCH_FLAGS)
     config["protocol"] = name
     config["typed_options"] = typed_options(args, options)
+    families = check_pipeline_defaults(yaml_config.get("pipeline_defaults"), f"config file {args.config}",
+                                       types={key: OPTIONS[key][0] for key in FAMILY_KEYS})
+    for key, value in family_defaults(families, str(config.get("model_id") or "")).items():
+        if key not in config["typed_options"]:
+            config[key] = value
     if hasattr(args, "target"):
         config["target"] = args.target
     check_bench_config(config)

@@ -276,11 +276,20 @@ def check_model_defaults(table: Any, where: str = "the config") -> dict[str, dic
     return _check_table("model_defaults", table, MODEL_DEFAULT_TYPES, "model ids", "my/model: {guidance_scale: 5.0}", where)
 
 
-def check_pipeline_defaults(table: Any, where: str = "the config") -> dict[str, dict[str, Any]]:
+def check_pipeline_defaults(table: Any, where: str = "the config", types: dict[str, type] | None = None) -> dict[str, dict[str, Any]]:
     """The YAML's ``pipeline_defaults`` checked: diffusers pipeline class name (a model family) -> mapping of
-    known option keys, as in ``model_defaults``. Raise UsageError for anything else."""
-    return _check_table("pipeline_defaults", table, MODEL_DEFAULT_TYPES, "diffusers pipeline class names",
+    known option keys (``types``, default those of ``model_defaults``), each value converted to its type.
+    Raise UsageError for anything else."""
+    return _check_table("pipeline_defaults", table, MODEL_DEFAULT_TYPES if types is None else types, "diffusers pipeline class names",
                         "FluxPipeline: {num_inference_steps: 28, guidance_scale: 3.5}", where)
+
+
+def family_defaults(table: dict[str, dict[str, Any]], model_id: str) -> dict[str, Any]:
+    """The (checked) ``pipeline_defaults`` entry of ``model_id``'s pipeline class, or {} (no entry, no model,
+    or a class that cannot be read yet)."""
+    if not model_id or not table:
+        return {}
+    return table.get(pipeline_class_name(repo_path(model_id)) or "", {})
 
 
 def pipeline_class_name(model_id: str) -> str | None:
@@ -318,8 +327,7 @@ def apply_model_defaults(config: dict[str, Any], args: argparse.Namespace) -> di
     borrowed = config.get("model_settings")
     if entry is None and borrowed:
         entry = next((settings for key, settings in table.items() if same_model(key, str(borrowed))), None)
-    families = check_pipeline_defaults(config.get("pipeline_defaults"))
-    family = families.get(pipeline_class_name(repo_path(model)) or "", {}) if model and families else {}
+    family = family_defaults(check_pipeline_defaults(config.get("pipeline_defaults")), model)
     for key, value in {**family, **(entry or {})}.items():
         if getattr(args, key, None) is None:
             config[key] = value
