@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from neuron_receivers.hook_variants import HookVariant, Site, component_name, denoiser_of, scored_weights, select_sites, site_columns
 from neuron_receivers.norm_recorder import ActivationNormRecorder
 from neuron_receivers.trace import StopGeneration, trace_steps
+from utils import distributed
 from utils.concepts import Concept, PromptPair
 from utils.generation import count_unet_calls, run_pipeline
 from utils.errors import UsageError
@@ -72,8 +73,15 @@ def record_norms(
     stop_at: number of leading denoiser calls to record (generation stops there), None for all.
     The scored sites are the variant's on ``config["streams"]`` (see pipeline_sites); layers come in
     execution order. With ``preview_dir``, the first ``num_preview`` pairs' images are saved there (from the
-    recorded run, or generated in full when it stopped early).
+    recorded run, or generated in full when it stopped early or some are not this process's).
+
+    Under ``accelerate launch`` each process records its contiguous share of the pairs (the main process
+    the first ones) and the sums are added across processes (utils.distributed.all_reduce_sum), so every
+    process returns the norms of all pairs; more processes than pairs is refused (UsageError).
     """
+    processes = distributed.world_size()
+    if processes > 1 and processes > len(concept.pairs):
+        raise UsageError(f"{processes} processes but {len(concept.pairs)} prompt pair(s) to record, and each process records at least one; pass --num_processes {len(concept.pairs)} or fewer to accelerate launch")
     _, sites = pipeline_sites(pipe, variant, config.get("streams"))
     modules = {name: site.module for name, site in sites.items()}
     recorder = ActivationNormRecorder(num_groups=2)
@@ -81,9 +89,9 @@ def record_norms(
         stop_at = 0  # a text encoder runs before the first denoiser call
     layer_order: list[str] = []
     preview: list[tuple[int, Any, Any]] = []
-    batches = _batches(concept.pairs, int(config["batch_size"]))
-    offset = 0
-    for batch in tqdm(batches, desc=f"recording {concept.name}", unit="batch"):
+    offset, stop = distributed.share_bounds(len(concept.pairs))  # offset: index of this process's first pair
+    batches = _batches(concept.pairs[offset:stop], int(config["batch_size"]))
+    for batch in tqdm(batches, desc=f"recording {concept.name}", unit="batch", disable=not distributed.is_main()):
         prompts = [p.base for p in batch] + [p.target for p in batch]
         seeds = [p.seed for p in batch] * 2
         recorder.set_batch_groups([0] * len(batch) + [1] * len(batch))
@@ -100,10 +108,11 @@ def record_norms(
         if images is not None and wanted:
             preview += [(offset + i, images[i], images[len(batch) + i]) for i in wanted]
         offset += len(batch)
+    distributed.all_reduce_sum(recorder.sums)  # every process now holds the sums of all pairs
     missing = sorted(set(modules) - set(layer_order))
     if missing:
         raise RuntimeError(f"{len(missing)} selected layers never ran, e.g. {missing[0]}")
-    if preview_dir is not None and num_preview > 0 and not preview:
+    if preview_dir is not None and num_preview > 0 and len(preview) < min(num_preview, len(concept.pairs)):
         preview = _generate_preview(pipe, concept, config, num_preview)
     if preview_dir is not None:  # the folder is replaced whole: no image of an earlier recording stays beside these
         with atomic_directory(preview_dir, "preview folder", PREVIEW_FILES) as folder:
@@ -133,9 +142,12 @@ def ensure_norms(
 
     steps_needed: leading denoiser calls needed (None = all). Returns (norms, reused).
     """
-    fingerprint = norms_fingerprint(pipe, config, concept, variant)
+    main = distributed.is_main()  # under accelerate launch the main process decides and writes; see record_norms
+    fingerprint = norms_fingerprint(pipe, config, concept, variant) if main else None  # digests read (and cached) once
     _, sites = pipeline_sites(pipe, variant, config.get("streams"))
-    ok, reason = reusable(path, fingerprint, steps_needed, {name: weight.shape[1] for name, weight in scored_weights(sites).items()})
+    widths = {name: weight.shape[1] for name, weight in scored_weights(sites).items()}
+    ok, reason = reusable(path, fingerprint, steps_needed, widths) if main else (False, "the main process decides")
+    ok = distributed.main_decides(ok)  # every process reuses, or every process records
     if ok:
         log.info("reusing %s (%s)", path, reason)
         norms, _ = load_norms(path, device=pipe.device)
@@ -143,9 +155,11 @@ def ensure_norms(
     log.info("recording activation norms: %s", reason)
     total_calls = count_unet_calls(pipe, int(config["num_inference_steps"])) if variant.per_step else 1
     stop_at = steps_needed if steps_needed is not None and steps_needed < total_calls else None
+    preview_dir = preview_dir if main else None
     num_preview = int(config.get("num_preview") or 0) if preview_dir is not None else 0
     if preview_dir is not None:
         check_replaceable(preview_dir, "preview folder", PREVIEW_FILES)  # before hours of recording, not after
     norms = record_norms(pipe, concept, config, variant, stop_at, preview_dir, num_preview)
-    save_norms(path, norms, fingerprint, complete=stop_at is None, config=config)
+    if main:
+        save_norms(path, norms, fingerprint, complete=stop_at is None, config=config)
     return norms, False

@@ -9,11 +9,12 @@ from typing import Any
 import torch
 
 from neuron_receivers.hook_variants import HookVariant, denoiser_of, full_masks, get_variant, scored_weights
+from utils import distributed
 from utils.concepts import Concept
 from utils.config import NESTED_KEYS, dump_yaml
 from utils.errors import UsageError
 from utils.generation import count_unet_calls
-from utils.model_loading import dtype_name, load_pipeline, resolve_device, resolve_dtype
+from utils.model_loading import dtype_name, load_pipeline, resolve_dtype
 from utils.paths import concept_dir, norms_path, record_config_path
 from utils.recording import ensure_norms, pipeline_sites
 from utils.storage import write_text
@@ -48,7 +49,10 @@ class Session:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
-        self.device = resolve_device(str(config["device"]))
+        self.device = distributed.process_device(str(config["device"]))  # under accelerate launch: this process's GPU
+        if not distributed.is_main():  # the other processes of a launched run compute silently
+            for name in ("utils", "neuron_receivers"):
+                logging.getLogger(name).setLevel(logging.WARNING)
         self.dtype = resolve_dtype(str(config["dtype"]), self.device)
         self.variant: HookVariant = get_variant(config["hook_module"])
         self.pipe = load_pipeline(config["model_id"], self.device, self.dtype, bool(config.get("safety_checker")), config.get("scheduler"))
@@ -97,7 +101,7 @@ class Session:
         path = norms_path(self.config["res_path"], self.config["model_id"], concept.name, self.variant.name)
         preview_dir = concept_dir(self.config["res_path"], self.config["model_id"], concept.name) / "preview" if preview else None
         norms, reused = ensure_norms(self.pipe, concept, self.resolved_config(), self.variant, path, steps_needed, preview_dir)
-        if not reused:
+        if not reused and distributed.is_main():
             config_path = record_config_path(self.config["res_path"], self.config["model_id"], concept.name, self.variant.name)
             write_text(config_path, dump_yaml(self.resolved_config(target=concept.name)))
         return norms
@@ -109,8 +113,9 @@ class Session:
 
 
 def save_run_config(folder: Path, config: dict[str, Any]) -> None:
-    """Write the resolved config as ``config.yaml`` in ``folder``."""
-    write_text(Path(folder) / "config.yaml", dump_yaml(config))
+    """Write the resolved config as ``config.yaml`` in ``folder`` (on the main process only, see utils.distributed)."""
+    if distributed.is_main():
+        write_text(Path(folder) / "config.yaml", dump_yaml(config))
 
 
 def union_for_concept(session: Session, concept: Concept, skill_ratio: float, tau: int, select_ratio: float) -> dict[str, torch.Tensor]:
@@ -122,10 +127,11 @@ def union_for_concept(session: Session, concept: Concept, skill_ratio: float, ta
     return union_masks(session.weights(), norms, skill_ratio, tau, select_ratio)
 
 
-def save_mask_and_export(session: Session, masks: dict[str, torch.Tensor], out_path: Path, settings: dict[str, Any], export_dir: str | None) -> dict[str, Any]:
+def save_mask_and_export(session: Session, masks: dict[str, torch.Tensor], out_path: Path, settings: dict[str, Any], export_dir: str | None) -> dict[str, Any] | None:
     """Save ``masks`` as ``prune_mask.safetensors`` (+ config.yaml); optionally export the pruned component.
 
-    Returns the mask file's metadata (counts included).
+    Returns the mask file's metadata (counts included); None on the other processes of a launched run,
+    which write nothing.
     """
     from utils.pruning import apply_prune_mask, export_component, save_prune_mask
 
@@ -138,6 +144,8 @@ def save_mask_and_export(session: Session, masks: dict[str, torch.Tensor], out_p
         "config": session.resolved_config(),
     }
     whole = full_masks(session.sites, masks)  # a Flux single block's mask covers its whole proj_out, False outside the MLP columns
+    if not distributed.is_main():
+        return None
     meta = save_prune_mask(out_path, whole, session.component, metadata, num_scored=sum(int(m.numel()) for m in masks.values()))
     save_run_config(out_path.parent, session.resolved_config(**settings))
     if export_dir:

@@ -29,6 +29,7 @@ def main(argv=None) -> None:
     concepts = [concept_for_config(config, target) for target in dict.fromkeys(args.targets)]
     settings = {c.name: (*concept_hyperparameters(config, c.kind), concept_select_ratio(config, c.kind)) for c in concepts}
 
+    from utils import distributed
     from utils.paths import model_slug
     from utils.workflow import Session, describe_mask, save_mask_and_export, setup_logging, union_for_concept
 
@@ -39,7 +40,8 @@ def main(argv=None) -> None:
     for concept in concepts:
         ratio, tau, select = settings[concept.name]
         masks = union_for_concept(session, concept, ratio, tau, select)
-        print(f"{concept.name}: skill_ratio {ratio:g}, tau {tau}, select_ratio {select:g}: {sum(int(m.sum()) for m in masks.values()):,} weights")
+        if distributed.is_main():
+            print(f"{concept.name}: skill_ratio {ratio:g}, tau {tau}, select_ratio {select:g}: {sum(int(m.sum()) for m in masks.values()):,} weights")
         combined = masks if combined is None else {k: combined[k] | masks[k] for k in combined}
     name = slugify("+".join(slugify(c.name) for c in concepts))  # capped like any one name
     out = Path(config["res_path"]) / model_slug(config["model_id"]) / "multi" / name / "prune_mask.safetensors"
@@ -47,8 +49,10 @@ def main(argv=None) -> None:
         "targets": [c.name for c in concepts],
         "per_target": {k: {"skill_ratio": r, "timesteps": t, "select_ratio": s} for k, (r, t, s) in settings.items()},
     }
-    meta = save_mask_and_export(session, combined, out, meta_settings, args.export_diffusers)
-    print(describe_mask(meta, out))
+    meta = save_mask_and_export(session, combined, out, meta_settings, args.export_diffusers)  # None on a launched run's other processes
+    if meta is not None:
+        print(describe_mask(meta, out))
+    distributed.finish()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ def main(argv=None) -> None:
     skill_ratio, tau = concept_hyperparameters(config, concept.kind)
     select_ratio = concept_select_ratio(config, concept.kind)
 
+    from utils import distributed
     from utils.paths import concept_dir, run_name
     from utils.workflow import Session, describe_mask, save_mask_and_export, setup_logging, union_for_concept
 
@@ -41,10 +42,12 @@ def main(argv=None) -> None:
     name = run_name(skill_ratio, tau, select_ratio, session.variant.name)
     out = concept_dir(config["res_path"], config["model_id"], concept.name) / "pruned" / name / "prune_mask.safetensors"
     settings = {"targets": [concept.name], "skill_ratio": skill_ratio, "timesteps": tau, "select_ratio": select_ratio}
-    meta = save_mask_and_export(session, masks, out, settings, args.export_diffusers)
-    print(describe_mask(meta, out))
-    if args.export_diffusers:
-        print(f"pruned {session.component_name} written to {args.export_diffusers}")
+    meta = save_mask_and_export(session, masks, out, settings, args.export_diffusers)  # None on a launched run's other processes
+    if meta is not None:
+        print(describe_mask(meta, out))
+        if args.export_diffusers:
+            print(f"pruned {session.component_name} written to {args.export_diffusers}")
+    distributed.finish()
 
 
 if __name__ == "__main__":

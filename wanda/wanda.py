@@ -25,6 +25,7 @@ def main(argv=None) -> None:
 
     import json
 
+    from utils import distributed
     from utils.paths import concept_dir
     from utils.skilled import skilled_mask
     from utils.storage import write_text
@@ -42,9 +43,11 @@ def main(argv=None) -> None:
     scored = sum(w.numel() for w in weights.values())
     out = concept_dir(config["res_path"], config["model_id"], concept.name)
     report = {"skill_ratio": skill_ratio, "layers": list(norms), "steps_recorded": steps, "scored_weights": scored, "skilled_per_step": counts}
-    write_text(out / "skilled_counts.json", json.dumps(report, indent=2))
-    print(f"{concept.name}: {len(concept.pairs)} prompt pairs, {len(norms)} layers, {steps} steps recorded -> {out}")
-    print("skilled weights per step (first tau): " + ", ".join(f"t{t}={c / scored:.2%}" for t, c in enumerate(counts)))
+    if distributed.is_main():  # under accelerate launch the other processes write and print nothing
+        write_text(out / "skilled_counts.json", json.dumps(report, indent=2))
+        print(f"{concept.name}: {len(concept.pairs)} prompt pairs, {len(norms)} layers, {steps} steps recorded -> {out}")
+        print("skilled weights per step (first tau): " + ", ".join(f"t{t}={c / scored:.2%}" for t, c in enumerate(counts)))
+    distributed.finish()
 
 
 if __name__ == "__main__":
