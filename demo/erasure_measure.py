@@ -26,7 +26,7 @@ def judged_row(pipe, judge, scenes, sampling: dict, modules=None, masks=None) ->
     attribute, value, targets, others = scenes
     if masks is None:
         return evaluate(pipe, judge, attribute, value, targets, others, sampling)[0]
-    with masked_weights(modules, masks):
+    with masked_weights({name: module.weight.detach() for name, module in modules.items()}, masks):
         return evaluate(pipe, judge, attribute, value, targets, others, sampling)[0]
 
 

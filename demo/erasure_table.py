@@ -24,7 +24,7 @@ from neuron_receivers.hook_variants import variant_names  # noqa: E402
 from utils.config import REPO_ROOT, load_yaml_config, merge_options, option_types, repo_path  # noqa: E402
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "demo_erasure.yaml"
-HOOK_MODULES = variant_names("unet", ffn_only=True)  # the FFN variants of neuron_receivers/hook_variants.py
+HOOK_MODULES = variant_names("denoiser", ffn_only=True)  # the denoiser FFN variants of neuron_receivers/hook_variants.py
 # The keys of configs/demo_erasure.yaml: key -> (type, help). One value each; LISTS take one or more; FLAGS true/false.
 OPTIONS: dict[str, tuple[type, str]] = {
     "model_id": (str, "a diffusers pipeline folder or hub id"),

@@ -210,7 +210,7 @@ def test_ffn_sparsity_measures_hoyer_sparsity_of_ff_net_2_inputs_and_removes_its
 
     from demo.train_model import FFNSparsity
 
-    class Block(nn.Module):
+    class BasicTransformerBlock(nn.Module):  # the block type whose ff.net.2 the hook sites select
         def __init__(self):
             super().__init__()
             self.ff = nn.Module()
@@ -221,7 +221,7 @@ def test_ffn_sparsity_measures_hoyer_sparsity_of_ff_net_2_inputs_and_removes_its
                 x = layer(x)
             return x
 
-    model = nn.Sequential(Block(), nn.Linear(4, 4), nn.Linear(4, 16), Block())
+    model = nn.Sequential(BasicTransformerBlock(), nn.Linear(4, 4), nn.Linear(4, 16), BasicTransformerBlock())
     dense = torch.full((2, 3, 16), 0.5, requires_grad=True)
     one_hot = torch.zeros(2, 3, 16)
     one_hot[..., 5] = 3.0

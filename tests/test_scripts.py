@@ -213,7 +213,7 @@ def test_speed_benchmark_reports_every_phase_on_the_tiny_model(tmp_path, capsys)
         ["--random_arch", "tiny", "--pairs", "2", "--num_inference_steps", "3", "--timesteps", "2", "--device", "cpu", "--check_fp32", "--out", str(out)]
     )
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
-    assert set(report["phases_s"]) == {"load", "plain_generation", "hooked_generation", "record", "union_masks", "save"}  # the shipped union_masks, timed as one
+    assert set(report["phases_s"]) == {"load", "plain_generation", "hooked_generation", "plain_tau", "record", "union_masks", "save"}  # the shipped union_masks, timed as one
     assert report["unet_calls"] == 4 and report["time_to_pruned_model_s"] > 0 and report["prune_mask_bytes"] > 0
     # statistics for all 4 calls: float32 [2 groups, 4 calls, in] per FFN layer
     from neuron_receivers.hook_variants import get_variant, select_modules
