@@ -353,3 +353,13 @@ def test_a_family_samples_with_its_own_settings_unless_an_option_is_typed(family
         sd = resolve(str(tiny_sd_dir))  # SD 1.x and 2.x take the paper's values
         assert (sd["num_inference_steps"], sd["guidance_scale"]) == (50, 7.5)
     assert wanda(str(family_dirs["flux"]))["streams"] == "image"
+
+
+def test_another_scheduler_is_one_option_and_a_wrong_name_one_sentence(family_dirs):
+    from utils.errors import UsageError
+    from utils.model_loading import load_pipeline
+
+    pipe = load_pipeline(str(family_dirs["sdxl"]), torch.device("cpu"), torch.float32, scheduler="DDIMScheduler")
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler"
+    with pytest.raises(UsageError, match="--scheduler UNetModel is not a diffusers scheduler class"):
+        load_pipeline(str(family_dirs["sdxl"]), torch.device("cpu"), torch.float32, scheduler="UNetModel")
