@@ -52,7 +52,7 @@ def pipeline_sites(pipe, variant: HookVariant, streams: str | None) -> tuple[str
         name = component_name(pipe, variant)
         return name, select_sites(getattr(pipe, name), variant, streams or "image")
     except ValueError as err:
-        raise UsageError(f"{err}; pass another --hook_module or --streams, or a model with feed-forward blocks") from None
+        raise UsageError(f"{err}; pass another --hook_module or --streams, or a model built of those blocks") from None
 
 
 def _batches(pairs: tuple[PromptPair, ...], size: int) -> list[tuple[PromptPair, ...]]:
