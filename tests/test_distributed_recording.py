@@ -132,3 +132,11 @@ def test_two_processes_record_the_norms_and_masks_of_one(tiny_sd_dir, prompt_fil
     for name in ("config.yaml", "record_config.yaml"):
         (path_one,) = one.rglob(name)
         assert (two / path_one.relative_to(one)).read_text() == path_one.read_text().replace(str(one), str(two))
+
+    # step 2 under the launcher: the stored norms are reused by both processes, the main one alone writes images
+    removal = subprocess.run([*LAUNCH, str(REPO / "wanda" / "remove_neurons.py"), *common, "--res_path", str(two), "--num_images", "2"],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert removal.returncode == 0, removal.stderr[-3000:]
+    assert removal.stdout.count("before|after") == 1, removal.stdout
+    images = [path for path in files_under(two) if "/removal/" in path]
+    assert sorted(path.rsplit("/", 1)[-1] for path in images) == ["config.yaml", "pair_000.png", "pair_001.png"]

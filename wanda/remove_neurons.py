@@ -3,6 +3,7 @@
 Generates the target prompts twice with the same seeds: unedited, and with the per-step masks
 applied at UNet call t (layer l uses W * (1 - mask[t][l])), for every recorded step or the first
 --timesteps. Writes results/<model>/<target>/removal/<run>/pair_XXX.png (before | after) and config.yaml.
+Under accelerate launch the recording is shared between the processes; the main process alone makes the images.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def main(argv=None) -> None:
     from utils.generation import run_pipeline, side_by_side
     from utils.paths import concept_dir, run_name
     from utils.storage import atomic_directory, check_replaceable, save_image
+    from utils import distributed
     from utils.workflow import Session, save_run_config, setup_logging
 
     setup_logging()
@@ -40,6 +42,9 @@ def main(argv=None) -> None:
     out_dir = concept_dir(config["res_path"], config["model_id"], concept.name) / "removal" / run_name(skill_ratio, steps, 0.0, session.variant.name)
     check_replaceable(out_dir, "removal folder", REMOVAL_FILES)
     norms = session.norms(concept, steps)
+    if not distributed.is_main():  # the recording was shared; one process makes and writes the images
+        distributed.finish()
+        return
     pruner = StepPruner(session.weights(), norms, skill_ratio, steps or session.total_calls)
     pairs = concept.pairs[: int(config["num_images"])]
     size = int(config["batch_size"]) * 2
@@ -61,6 +66,7 @@ def main(argv=None) -> None:
                 save_image(folder / f"pair_{start + i:03d}.png", side_by_side([b, a]))
         save_run_config(folder, session.resolved_config(target=concept.name, skill_ratio=skill_ratio, removal_steps=pruner.num_steps))
     print(f"{len(pairs)} before|after images with skilled neurons removed at {pruner.num_steps} steps -> {out_dir}")
+    distributed.finish()
 
 
 if __name__ == "__main__":
