@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from neuron_receivers.hook_variants import STREAMS, variant_names
+from utils.fills import FILLS
 from utils.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,7 @@ OPTIONS: dict[str, tuple[type, str]] = {
     "skill_ratio": (float, "fraction k/inner of top WANDA scores per row (default: the concept's paper value)"),
     "timesteps": (int, "tau: UNet calls whose skilled neurons count (default: concept's paper value / all)"),
     "select_ratio": (float, "prune weights skilled at more than select_ratio * tau steps"),
+    "fill": (str, "what the pruned weights become: " + " | ".join(FILLS) + " (zero: the paper's; noise, shuffle: hide where the pruning happened, seeded by --seed)"),
     "res_path": (str, "results folder"),
     "num_preview": (int, "prompt pairs whose images are saved by wanda.py"),
     "num_images": (int, "prompt pairs whose before/after images are saved by remove_neurons.py"),
@@ -421,6 +423,8 @@ def check_config(config: dict[str, Any]) -> None:
     check_sampling_config(config)
     if config["hook_module"] not in HOOK_MODULES:
         raise UsageError(f"unknown --hook_module {config['hook_module']!r}; choose one of {', '.join(HOOK_MODULES)}")
+    if config.get("fill") is not None and config["fill"] not in FILLS:
+        raise UsageError(f"unknown --fill {config['fill']!r}; choose one of {', '.join(FILLS)}")
     if config.get("streams") is not None and config["streams"] not in STREAMS:
         raise UsageError(f"unknown --streams {config['streams']!r}; choose one of {', '.join(STREAMS)}")
     check_hyperparameters(config)

@@ -49,11 +49,13 @@ def record_config_path(res_path: str | Path, model_id: str, target: str, hook_mo
     return concept_dir(res_path, model_id, target) / f"record_config{_hook_suffix(hook_module)}.yaml"
 
 
-def run_name(skill_ratio: float, timesteps: int | None, select_ratio: float, hook_module: str) -> str:
-    """Folder name of one setting, e.g. ``sr0.01_tau10_sel0`` (``tauall`` when every step counts)."""
+def run_name(skill_ratio: float, timesteps: int | None, select_ratio: float, hook_module: str, fill: str | None = None) -> str:
+    """Folder name of one setting, e.g. ``sr0.01_tau10_sel0`` (``tauall`` when every step counts), with the hook
+    variant and a fill other than zero appended (``sr0.01_tau10_sel0_noise``)."""
     tau = "all" if timesteps is None else str(timesteps)
     name = f"sr{skill_ratio:g}_tau{tau}_sel{select_ratio:g}"
-    return name if hook_module == "unet" else f"{name}_{hook_module}"
+    name = name if hook_module == "unet" else f"{name}_{hook_module}"
+    return name if fill in (None, "zero") else f"{name}_{fill}"
 
 
 def method_tag(method: str, ckpt: str | None) -> str:

@@ -4,7 +4,8 @@
 keyed by its state-dict name in the pipeline component (``unet``, ``transformer``, ``text_encoder``,
 ``text_encoder_2`` or ``text_encoder_3``), e.g.
 ``down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2.weight``; True = set to zero. Its
-metadata holds the base ``model_id``, the ``component``, the ``pipeline_class``, the settings and the counts.
+metadata holds the base ``model_id``, the ``component``, the ``pipeline_class``, the settings, the counts, and
+``fill`` / ``fill_seed``: what the pruned weights become (utils/fills.py; zero, the paper's, when absent).
 
 Loading a pruned pipeline::
 
@@ -107,6 +108,28 @@ def zero_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
     return zeroed
 
 
+@torch.no_grad()
+def fill_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], fill: str = "zero", seed: int = 0) -> int:
+    """Write ``fill`` (utils/fills.py: zero, noise, shuffle) at the True entries of ``masks[name]`` in
+    ``weights[name]`` (in place), for every name of ``masks``; return how many weights the masks name.
+
+    ``zero`` is ``zero_masked``; the other fills draw per layer from ``seed`` and the parameter's name, so the
+    same mask, fill and seed give the same weights on every device. Every mask is checked first (check_masks).
+    """
+    from utils.fills import fill_values, layer_generator
+
+    if fill == "zero":
+        return zero_masked(weights, masks)
+    check_masks(weights, masks)
+    filled = 0
+    for name, mask in masks.items():
+        weight = weights[name]
+        values = fill_values(weight, mask, fill, layer_generator(seed, name))
+        weight[mask.to(weight.device)] = values.to(weight.device, weight.dtype)
+        filled += int(mask.sum())
+    return filled
+
+
 def saved_weights(weights: dict[str, torch.Tensor], names=None) -> dict[str, torch.Tensor]:
     """Copies of ``weights`` (those of ``names``, default all) for ``restore_weights``."""
     return {name: weights[name].detach().clone() for name in (weights if names is None else names)}
@@ -135,13 +158,16 @@ def masked_weights(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tens
         restore_weights(weights, originals)
 
 
-def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component: str | None = None) -> int:
-    """Zero the masked weights of ``pipe.<component>`` in place; return how many were zeroed.
+def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component: str | None = None,
+                     fill: str | None = None, seed: int | None = None) -> int:
+    """Prune the masked weights of ``pipe.<component>`` in place; return how many were pruned.
 
     mask: a prune-mask file or a dict of parameter name -> bool mask (then ``component`` names the
     pipeline attribute, default the pipeline's denoiser: ``unet`` or ``transformer``). A pipeline component
-    (a bare module) works too. Raise UsageError when the pipeline has no such component or the component
-    lacks a masked parameter or has it in another shape (a mask of another model or family).
+    (a bare module) works too. fill / seed: what the pruned weights become (utils/fills.py; default: the
+    file's ``fill`` and ``fill_seed``, zero for a dict or a file without them). Raise UsageError when the
+    pipeline has no such component or the component lacks a masked parameter or has it in another shape
+    (a mask of another model or family).
     """
     meta: dict[str, Any] = {}
     if isinstance(mask, (str, Path)):
@@ -149,6 +175,12 @@ def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component
         component = component or meta.get("component", "unet")
     else:
         masks = mask
+    fill = fill or str(meta.get("fill", "zero"))
+    seed = int(meta.get("fill_seed", 0)) if seed is None else seed
+    from utils.fills import FILLS
+
+    if fill not in FILLS:
+        raise UsageError(f"the mask asks for fill {fill!r}, which this version does not know; use one of {', '.join(FILLS)}")
     if isinstance(pipe, torch.nn.Module):
         module = pipe
     else:
@@ -164,7 +196,7 @@ def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component
             params[name] = module.get_parameter(name)
         except AttributeError:
             raise UsageError(f"the mask names {name}, which {type(module).__name__} does not have; use the model the mask was made for") from None
-    return zero_masked(params, masks)
+    return fill_masked(params, masks, fill, seed)
 
 
 def load_pruned_pipeline(mask_path: str | Path, model_id: str | None = None, device: str = "auto", dtype: str = "auto"):
