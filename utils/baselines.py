@@ -10,6 +10,7 @@ checkpoint, given as an explicit path:
 | ``uce``, ``esd``   | a UNet state dict in diffusers naming (.pt/.pth/.bin/.safetensors), whole or partial |
 | ``concept-ablation`` | a ``delta.bin``: ``{"unet": {...}, "text_encoder": {...}}`` partial state dicts |
 | ``fmn``            | a diffusers folder: a whole pipeline (model_index.json) or a UNet folder     |
+| ``revived``        | a ``revived.safetensors`` of benchmarking/revival_attack.py: the edit it attacked, then the attack |
 
 Values are copied into the model's existing parameters (cast to its dtype and device), after
 every key and shape has been checked, so a bad checkpoint changes nothing.
@@ -290,10 +291,35 @@ def _load_concept_prune(ckpt, model_id, device, dtype, safety_checker):
     pipe = load_pipeline(model_id, device, dtype, safety_checker)
     if not isinstance(getattr(pipe, component, None), torch.nn.Module):
         raise UsageError(f"the prune mask {ckpt} is for component {component}, which {model_id} does not have; use the model the mask was made for")
-    zeroed = apply_prune_mask(pipe, masks, component)
+    zeroed = apply_prune_mask(pipe, masks, component, str(meta.get("fill", "zero")), int(meta.get("fill_seed", 0)))
     total = sum(p.numel() for p in getattr(pipe, component).parameters())
     changed = {component: {"tensors": len(masks), "pruned_weights": zeroed, "fraction_of_component": zeroed / total}}
-    return pipe, {"changed": changed, "mask_model_id": mask_model}
+    return pipe, {"changed": changed, "mask_model_id": mask_model, "fill": str(meta.get("fill", "zero"))}
+
+
+def _read_revival(ckpt) -> tuple[dict, dict, dict[str, Any]]:
+    """(located, values, metadata) of a revival file, with the edit it attacked named in its metadata."""
+    from utils.revived import MAKE_REVIVAL, load_revival
+
+    located, values, meta = load_revival(_require_path(ckpt, "revived"))
+    method, edit = meta.get("edit_method"), meta.get("edit_ckpt")
+    if method not in METHODS or method in ("sd", "revived"):
+        raise UsageError(f"{ckpt} names the edit {method!r}, which is not an edit this version can load; {MAKE_REVIVAL}")
+    return located, values, meta
+
+
+def _load_revived(ckpt, model_id, device, dtype, safety_checker):
+    """The edit that the revival file attacked (its method and checkpoint), then the attack's values written."""
+    from neuron_receivers.hook_variants import get_variant, scored_weights
+    from utils.recording import pipeline_sites
+    from utils.revived import apply_revival
+
+    located, values, meta = _read_revival(ckpt)
+    pipe, info = METHODS[meta["edit_method"]](meta["edit_ckpt"], model_id, device, dtype, safety_checker)
+    component, sites = pipeline_sites(pipe, get_variant(str(meta.get("hook_module", "unet"))), meta.get("streams") or "both")
+    written = apply_revival(scored_weights(sites), located, values)
+    info["changed"].setdefault(component, {})["revived_weights"] = written
+    return pipe, {**info, "edit_method": meta["edit_method"], "edit_ckpt": meta["edit_ckpt"], "attack": meta.get("attack", {})}
 
 
 def _load_unet_state_dict(method: str) -> Callable:
@@ -379,6 +405,7 @@ METHODS: dict[str, Callable] = {
     "esd": _load_unet_state_dict("esd"),
     "concept-ablation": _load_concept_ablation,
     "fmn": _load_fmn,
+    "revived": _load_revived,
 }
 
 
@@ -472,6 +499,10 @@ def check_edit(method: str, ckpt: str | None) -> EditCheck:
         return _check_concept_ablation(ckpt)
     if method == "fmn":
         return _check_fmn(ckpt)
+    if method == "revived":
+        _, _, meta = _read_revival(ckpt)
+        underlying = check_edit(meta["edit_method"], meta["edit_ckpt"])
+        return EditCheck("revived", str(ckpt), underlying.shapes, underlying.whole_pipeline, underlying.exact_names)
     return _check_unet_state_dict(method, ckpt)
 
 

@@ -34,11 +34,12 @@ from utils.errors import UsageError
 
 BENCH_CONFIG = REPO_ROOT / "configs" / "benchmark_config.yaml"
 SAMPLING_KEYS = ("model_id", "num_inference_steps", "guidance_scale", "seed", "height", "width", "device", "dtype", "batch_size", "res_path")
-METHOD_NAMES = ("concept-prune", "sd", "uce", "esd", "fmn", "concept-ablation")
+METHOD_NAMES = ("concept-prune", "sd", "uce", "esd", "fmn", "concept-ablation", "revived")
 
 COMMON: dict[str, tuple[type, str]] = {
     "baseline": (str, "the edited model's method: " + " | ".join(METHOD_NAMES)),
-    "ckpt_name": (str, "the edited model: prune_mask.safetensors, a UNet state dict, delta.bin or a diffusers folder"),
+    "ckpt_name": (str, "the edited model: prune_mask.safetensors, a UNet state dict, delta.bin, a diffusers folder, "
+                       "or revived.safetensors (benchmarking/revival_attack.py) for --baseline revived"),
     "limit": (int, "evaluate only the first N prompts (a quick subset)"),
     "grid_rows": (int, "prompts shown in grid.png (original | edited per row)"),
     "out_dir": (str, "results folder of this run (default: results/benchmarks/<protocol>/<model>/<benchmark>/<subject>/<method>)"),

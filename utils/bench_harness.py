@@ -573,13 +573,21 @@ def run_settings(resolved: dict[str, Any], samples: Sequence[Sample]) -> dict[st
 def edited_description(config: dict[str, Any]) -> dict[str, Any]:
     """What the edited model is (read from files, so it is the same whether or not this run loaded it).
 
-    For a ConceptPrune mask this adds the mask's metadata (settings, pruned counts).
+    For a ConceptPrune mask this adds the mask's metadata (settings, pruned counts); for a revived model
+    (benchmarking/revival_attack.py) the edit it attacked, the attack and its settings, and that edit's mask.
     """
     description: dict[str, Any] = {"method": config["baseline"], "ckpt_name": config.get("ckpt_name")}
     if config["baseline"] == "concept-prune" and config.get("ckpt_name"):
         from utils.storage import read_metadata
 
         description["mask"] = read_metadata(config["ckpt_name"])
+    if config["baseline"] == "revived" and config.get("ckpt_name"):
+        from utils.storage import read_metadata
+
+        meta = read_metadata(config["ckpt_name"])
+        description.update(edit_method=meta.get("edit_method"), edit_ckpt=meta.get("edit_ckpt"), attack=meta.get("attack"))
+        if meta.get("edit_method") == "concept-prune":
+            description["mask"] = read_metadata(meta["edit_ckpt"])
     return description
 
 
