@@ -273,12 +273,13 @@ class CocoEvaluator(ClipScoreEvaluator):
 
 class NudityEvaluator(Evaluator):
     """NudeNet 3.x: the nudity labels of docs/METHOD.md above the threshold; detections and images per label,
-    images with nudity and their rate."""
+    images with nudity and their rate, and the attack success rate (``utils.evaluators.nudity.ASR_DEFINITION``)
+    of the prompt set, labelled with its kind (``prompt_set``: i2p, mma, ring-a-bell, unlearndiffatk or custom)."""
 
     metric = "nudity_rate"
 
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
+    def __init__(self, threshold: float, prompt_set: str = "custom") -> None:
+        self.threshold, self.prompt_set = threshold, prompt_set
 
     def setup(self, device):
         from utils.evaluators.nudity import NudityDetector
@@ -308,14 +309,42 @@ class NudityEvaluator(Evaluator):
             "detections_removed": summary["original"]["detections"] - summary["edited"]["detections"],
             "bootstrap": BOOTSTRAP,
         }
+        self._attack_success(records, summary)
         return summary
 
+    def _attack_success(self, records, summary) -> None:
+        """Add the attack success rate of each side (with its interval over prompts), its change and its label."""
+        from utils.evaluators.nudity import ASR_DEFINITION, ASR_NOTES, attack_success
+        from utils.prompt_sets import ADVERSARIAL_SETS, SET_NAMES
+
+        ids = [str(r.get("case_number", r.get("key"))) for r in records]
+        texts = {i: str(r.get("prompt", i)) for i, r in zip(reversed(ids), reversed(records))}  # each prompt's first text
+        success = {}
+        for side in ("original", "edited"):
+            result = attack_success([bool(r[side]["labels"]) for r in records], ids)
+            success[side] = result.pop("successful")
+            prompts = [{"prompt": texts[i], "success": float(s)} for i, s in success[side].items()]
+            summary[side].update(result, attack_success_rate_ci95=ci95(prompts, lambda r: r["success"]))
+        original, edited = summary["original"]["attack_success_rate"], summary["edited"]["attack_success_rate"]
+        changes = [{"prompt": texts[i], "change": float(success["edited"][i]) - float(success["original"][i])} for i in success["original"]]
+        summary["comparison"]["attack_success_rate_change"] = None if original is None else edited - original
+        summary["comparison"]["attack_success_rate_change_ci95"] = ci95(changes, lambda r: r["change"])
+        summary["comparison"]["attack_success"] = {
+            "prompt_set": self.prompt_set,
+            "set_name": SET_NAMES.get(self.prompt_set, "custom"),
+            "adversarial": self.prompt_set in ADVERSARIAL_SETS,
+            "definition": ASR_DEFINITION,
+            "threshold": self.threshold,
+            "note": ASR_NOTES.get(self.prompt_set, ASR_NOTES["custom"]),
+        }
+
     def info(self):
-        from utils.evaluators.nudity import NUDITY_LABELS
+        from utils.evaluators.nudity import ASR_DEFINITION, NUDITY_LABELS
 
         detector = getattr(self, "detector", None)
         identity = detector.identity() if detector is not None else {"threshold": self.threshold}
-        return {"detector": "nudenet.NudeDetector (3.x, bundled ONNX)", "threshold": self.threshold, "labels": list(NUDITY_LABELS), "judge": identity, "bootstrap": BOOTSTRAP}
+        return {"detector": "nudenet.NudeDetector (3.x, bundled ONNX)", "threshold": self.threshold, "labels": list(NUDITY_LABELS), "judge": identity,
+                "attack_success_rate": ASR_DEFINITION, "prompt_set": self.prompt_set, "bootstrap": BOOTSTRAP}
 
 
 class ObjectEvaluator(Evaluator):

@@ -11,6 +11,12 @@ Formats read as they are published:
   cell or pandas' ``Unnamed: 0``, dropped), an ``artists`` column (kept) and ``evaluation_guidance``;
 - MMA-Diffusion's ``adv_prompt`` column, Ring-A-Bell's ``sensitive prompt``, I2P's ``sd_seed`` and
   ``sd_guidance_scale``;
+- the adversarial nudity sets (``ADVERSARIAL_SETS``): MMA-Diffusion's CSV (``target_prompt,adv_prompt,
+  sanitized_adv_prompt,success_against_sanitization_defense,clean_prompt``: ``adv_prompt`` is generated),
+  Ring-A-Bell's released prompt files (``prompt,case_number,evaluation_seed``, e.g.
+  ``Nudity_eta_3_K_16.csv``) or the headerless file its notebook writes, and UnlearnDiffAtk's
+  ``prompts/nudity.csv`` (``Unnamed: 0,prompt,categories,...,evaluation_seed,evaluation_guidance,
+  sd_image_width,sd_image_height,sd_model,case_number``: each prompt's seed and guidance are used);
 - a headerless file, one prompt a line (e.g. the Ring-A-Bell nudity CSV, whose first line is a
   prompt): a ``.csv`` file has a header only when its first line names a known column (a prompt,
   seed or guidance column, or ``case_number``); otherwise each line is a prompt (a line that is one
@@ -29,6 +35,16 @@ the header, a column named twice, no prompt column, an empty prompt, a bad seed 
 set with no prompts.
 
 Files are read as UTF-8; a leading byte-order mark (as Excel writes) is dropped.
+
+Named sets (``load_eval_dataset``): ``i2p`` and ``mma`` are read from the Hugging Face hub (or its
+cache); ``ring-a-bell`` and ``unlearndiffatk`` are local-only and say in one sentence which file to
+pass. ``NAME=FILE`` (e.g. ``unlearndiffatk=nudity.csv``) reads the named set from a local file: the
+file must have the set's columns (``SET_COLUMNS``), and the run is labelled with the set's name. A
+plain file is labelled by ``eval_dataset_kind``: ``mma`` when it has an ``adv_prompt`` column,
+``ring-a-bell`` when its name says so (``ring-a-bell``, ``ringabell``, ``Nudity_eta_...``), ``i2p`` when
+it has I2P's ``sd_seed`` and ``categories`` columns, else ``custom``. UnlearnDiffAtk's file has I2P's
+columns under other seed names and a generic name (``nudity.csv``), so it is labelled only through
+``unlearndiffatk=FILE``.
 
 Safe names: a ``case_number`` becomes an image file name (``<case_number>.png``, or
 ``<case_number>_s<seed>.png`` over seeds) inside the run folder, so it must be a plain name:
@@ -67,7 +83,16 @@ HUB_SETS = {
 MAX_SEED = 2**32 - 1
 MAX_SAMPLES = 10_000_000  # images one benchmark run may ask for (a guard against a mistyped --num_seeds)
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-LOCAL_ONLY_SETS = {"ring-a-bell": "the Ring-A-Bell prompt CSV (e.g. Nudity_ring-a-bell_*.csv from its authors)"}
+SET_NAMES = {"i2p": "I2P", "mma": "MMA-Diffusion", "ring-a-bell": "Ring-A-Bell", "unlearndiffatk": "UnlearnDiffAtk"}
+ADVERSARIAL_SETS = ("mma", "ring-a-bell", "unlearndiffatk")  # adversarial nudity prompt sets: their attack success rate is headlined
+LOCAL_ONLY_SETS = {
+    "ring-a-bell": "the Ring-A-Bell nudity prompt CSV (its authors' Nudity_eta_3_K_16.csv / _K_38 / _K_77 from the "
+    "Chia15/RingABell-Nudity dataset, or the paper's Nudity_ring-a-bell.csv)",
+    "unlearndiffatk": "UnlearnDiffAtk's nudity prompts (prompts/nudity.csv of OPTML-Group/Diffusion-MU-Attack)",
+}
+# Columns a file passed as NAME=FILE must have (names ignoring case); ring-a-bell files may be headerless.
+SET_COLUMNS = {"i2p": ("prompt",), "mma": ("adv_prompt",), "ring-a-bell": (), "unlearndiffatk": ("prompt", "evaluation_seed", "evaluation_guidance")}
+RING_A_BELL_NAME = re.compile(r"ring[-_ ]?a[-_ ]?bell|nudity_eta_", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -328,7 +353,7 @@ def load_hub_prompt_set(name: str, default_seed: int) -> list[Sample]:
     saying which local file to pass.
     """
     repo, split = HUB_SETS[name]
-    advice = f"export {repo} to a CSV where the hub is reachable and pass it with --eval_dataset FILE.csv"
+    advice = f"export {repo} to a CSV where the hub is reachable and pass it with --eval_dataset {name}=FILE.csv"
     try:
         from datasets import load_dataset
     except ImportError:
@@ -340,17 +365,79 @@ def load_hub_prompt_set(name: str, default_seed: int) -> list[Sample]:
     return rows_to_samples([dict(row) for row in table], default_seed, repo)
 
 
+def split_eval_dataset(value: str) -> tuple[str | None, str]:
+    """(set name, what to read) of an ``--eval_dataset`` value: ``("mma", "x.csv")`` for ``mma=x.csv``,
+    ``("i2p", "i2p")`` for a named set, ``(None, value)`` for a file (an existing path named like ``mma=x.csv``
+    is a file)."""
+    if value.strip().lower() in SET_NAMES:
+        return value.strip().lower(), value.strip().lower()
+    if Path(value).exists():
+        return None, value
+    name, sep, rest = value.partition("=")
+    key = name.strip().lower()
+    return (key, rest.strip()) if sep and key in SET_NAMES and rest.strip() else (None, value)
+
+
+def _header(path: Path) -> list[str] | None:
+    """The column names of a CSV file (stripped, lower case), None for a headerless CSV or a text file."""
+    if path.suffix.lower() != ".csv":
+        return None
+    records = _csv_records(_read_text(path), path)
+    if not records or not _has_header(records[0][2]):
+        return None
+    return [c.strip().lower() for c in records[0][2]]
+
+
+def _check_set_columns(name: str, path: Path) -> None:
+    """Raise UsageError (one sentence) when ``path`` lacks a column of the named set's file format."""
+    needed = SET_COLUMNS[name]
+    if not needed or not path.is_file():
+        return
+    header = _header(path)
+    missing = [c for c in needed if header is None or c not in header]
+    if missing:
+        shown = ", ".join(header[:6]) + (f" and {len(header) - 6} more" if header and len(header) > 6 else "") if header else ""
+        has = "no header" if header is None else f"columns {shown}"
+        raise UsageError(
+            f"{path} line 1 lacks column(s) {', '.join(missing)} of {SET_NAMES[name]}'s prompt file (it has {has}); "
+            f"pass {LOCAL_ONLY_SETS.get(name, 'a CSV exported from ' + HUB_SETS.get(name, (name,))[0])}"
+        )
+
+
 def load_eval_dataset(name_or_path: str, default_seed: int) -> list[Sample]:
-    """The nudity benchmark's prompt set: ``i2p``, ``mma``, ``ring-a-bell`` or a CSV / text file."""
-    key = name_or_path.lower()
-    if key in HUB_SETS:
-        return load_hub_prompt_set(key, default_seed)
-    if key in LOCAL_ONLY_SETS:
-        raise UsageError(f"ring-a-bell is not on the hub; pass {LOCAL_ONLY_SETS[key]} with --eval_dataset FILE.csv")
-    if not Path(name_or_path).exists():
+    """The nudity benchmark's prompt set: ``i2p`` or ``mma`` (hub), ``NAME=FILE`` (a named set read from a
+    local file, its columns checked), or a CSV / text file; ``ring-a-bell`` and ``unlearndiffatk`` alone say
+    which file to pass."""
+    name, source = split_eval_dataset(name_or_path)
+    if name is not None and source.lower() == name:
+        if name in HUB_SETS:
+            return load_hub_prompt_set(name, default_seed)
+        raise UsageError(f"{SET_NAMES[name]} ({name}) is not on the hub; pass {LOCAL_ONLY_SETS[name]} with --eval_dataset {name}=FILE.csv")
+    if not Path(source).exists():
+        if name is not None:
+            raise UsageError(f"prompt file {source} of --eval_dataset {name}=FILE does not exist; pass {LOCAL_ONLY_SETS.get(name, 'an existing CSV')}")
         known = ", ".join(list(HUB_SETS) + list(LOCAL_ONLY_SETS))
-        raise UsageError(f"--eval_dataset {name_or_path!r} is neither a known set ({known}) nor an existing file; pass one")
-    return read_prompt_file(name_or_path, default_seed)
+        raise UsageError(f"--eval_dataset {name_or_path!r} is neither a known set ({known}), NAME=FILE, nor an existing file; pass one")
+    if name is not None:
+        _check_set_columns(name, Path(source))
+    return read_prompt_file(source, default_seed)
+
+
+def eval_dataset_kind(name_or_path: str) -> str:
+    """Which prompt set an ``--eval_dataset`` value is: a SET_NAMES key (named, NAME=FILE, or recognised from
+    a file's columns or name, see the module docstring) or ``custom``."""
+    name, source = split_eval_dataset(name_or_path)
+    if name is not None:
+        return name
+    path = Path(source)
+    header = set(_header(path) or ()) if path.is_file() else set()
+    if "adv_prompt" in header:
+        return "mma"
+    if RING_A_BELL_NAME.search(path.name):
+        return "ring-a-bell"
+    if {"sd_seed", "categories"} <= header:
+        return "i2p"
+    return "custom"
 
 
 def expand_seeds(samples: list[Sample], seeds: Sequence[int], limit: int | None = None) -> list[Sample]:
