@@ -10,7 +10,7 @@ For one demo-world concept (--target, default checker) with the demo's hyper-par
    and, in each layer, exactly as many positions as were pruned;
 4. report the locating AUC of every detector on the pruned weights.
 Writes results/<model>/<target>/revival/table.json, table.md and config.yaml, and prints the table.
-Example: python demo/revival_table.py            (about 2 minutes on 2 CPU cores)
+Example: python demo/revival_table.py            (about 3 minutes on 2 CPU cores)
 """
 from __future__ import annotations
 
@@ -27,12 +27,27 @@ from utils.errors import UsageError, run_cli  # noqa: E402
 from utils.fills import FILLS  # noqa: E402
 
 DEMO_SETTINGS = "demo/model"
+DEFAULT_FILLS = ["zero", "noise", "noise:0.5", "noise:0.25", "shuffle", "shuffle:0.5", "shuffle:0.25"]
+
+
+def parse_fill(text: str) -> tuple[str, float]:
+    """``noise`` -> (noise, 1.0); ``noise:0.5`` -> (noise, 0.5): a fill and its scale (utils/fills.py); UsageError otherwise."""
+    name, _, scale = text.partition(":")
+    if name not in FILLS:
+        raise UsageError(f"unknown fill {name!r} in --fills; choose from {', '.join(FILLS)}, optionally with :scale (noise:0.5)")
+    try:
+        value = float(scale) if scale else 1.0
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise UsageError(f"the scale of {text!r} in --fills must be a number in (0, 1]")
+    return name, value
 
 
 def parse_args(argv=None):
     """The wanda scripts' options (configs/wanda_config.yaml) plus --fills, --eval_prompts, --judge and the attack's settings."""
     parser = build_parser(__doc__.splitlines()[0])
-    parser.add_argument("--fills", nargs="+", default=list(FILLS), help="fills to compare (" + ", ".join(FILLS) + ")")
+    parser.add_argument("--fills", nargs="+", default=DEFAULT_FILLS, help="fills to compare: " + ", ".join(FILLS) + ", each optionally :scale (noise:0.5)")
     parser.add_argument("--eval_prompts", type=int, default=32, help="scenes with the concept, and as many without it")
     parser.add_argument("--judge", default=None, help="judge weights (default: demo/judge.safetensors)")
     parser.add_argument("--sign_ratio", type=float, default=0.6)
@@ -41,9 +56,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.target = args.target or "checker"
     integer(args.eval_prompts, "--eval_prompts")
-    unknown = [fill for fill in args.fills if fill not in FILLS]
-    if unknown:
-        raise UsageError(f"unknown fill {unknown[0]!r} in --fills; choose from {', '.join(FILLS)}")
+    args.fills = [parse_fill(text) for text in args.fills]
     return args
 
 
@@ -85,9 +98,9 @@ def fill_rows(session, judge, attribute, value, scenes, config, masks, args) -> 
     weights = session.weights()
     originals = saved_weights(weights)
     rows = []
-    for fill in args.fills:
+    for fill, scale in args.fills:
         try:
-            fill_masked(weights, masks, fill, seed=int(config["seed"]))
+            fill_masked(weights, masks, fill, seed=int(config["seed"]), scale=scale)
             pruned = judged(session, judge, attribute, value, scenes, config)
             aucs = locating_aucs(weights, masks, DETECTORS)
             located, how = attacker_locate(weights, masks, fill, aucs)
@@ -100,10 +113,10 @@ def fill_rows(session, judge, attribute, value, scenes, config, masks, args) -> 
             restore_weights(weights, originals)
         hits = sum(int((located[k] & masks[k].to(located[k].device)).sum()) for k in masks)
         kind, auc = best_detector(aucs)
-        rows.append({"fill": fill, "pruned": pruned, "attacked": revived, "attacker_locates": how,
+        rows.append({"fill": fill, "fill_scale": scale, "pruned": pruned, "attacked": revived, "attacker_locates": how,
                      "located_recall": hits / max(sum(int(m.sum()) for m in masks.values()), 1),
                      "best_detector": kind, "locating_auc": auc, "aucs": aucs, "attack_seconds": round(seconds, 2)})
-        print(f"fill {fill}: detection {pruned['detection']:.2f} -> attacked {revived['detection']:.2f}; other accuracy "
+        print(f"fill {fill} (scale {scale:g}): detection {pruned['detection']:.2f} -> attacked {revived['detection']:.2f}; other accuracy "
               f"{pruned['other_accuracy']:.3f}; locating AUC {auc:.2f} ({kind}); attack {seconds:.1f} s", flush=True)
     return rows
 
@@ -111,13 +124,15 @@ def fill_rows(session, judge, attribute, value, scenes, config, masks, args) -> 
 def markdown(before: dict, rows: list[dict], concept: str) -> str:
     """The table: one row per fill, with the unedited model's scores above them."""
     zero = next((r for r in rows if r["fill"] == "zero"), None)
+    label = lambda r: r["fill"] if r["fill"] == "zero" or r["fill_scale"] == 1 else f"{r['fill']}, scale {r['fill_scale']:g}"  # noqa: E731
     lines = [f"Concept {concept}. Unedited: detection {100 * before['detection']:.0f}%, other-scene accuracy {100 * before['other_accuracy']:.1f}%.", "",
-             "| fill | detection after pruning | after the attack | revival (points) | other-scene accuracy | cost vs zero fill (points) | locating AUC (best detector) | pruned weights the attacker found |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| fill | detection after pruning | after the attack | revival (points) | other-scene accuracy | cost vs zero fill (points) | other-scene accuracy after the attack | locating AUC (best detector) | pruned weights the attacker found |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cost = "–" if zero is None else f"{100 * (zero['pruned']['other_accuracy'] - r['pruned']['other_accuracy']):+.1f}"
-        lines.append(f"| {r['fill']} | {100 * r['pruned']['detection']:.0f}% | {100 * r['attacked']['detection']:.0f}% | "
+        lines.append(f"| {label(r)} | {100 * r['pruned']['detection']:.0f}% | {100 * r['attacked']['detection']:.0f}% | "
                      f"{100 * (r['attacked']['detection'] - r['pruned']['detection']):+.0f} | {100 * r['pruned']['other_accuracy']:.1f}% | {cost} | "
+                     f"{100 * r['attacked']['other_accuracy']:.1f}% | "
                      f"{r['locating_auc']:.2f} ({r['best_detector']}) | {100 * r['located_recall']:.0f}% |")
     return "\n".join(lines) + "\n"
 
@@ -155,7 +170,8 @@ def main(argv=None) -> dict:
     text = markdown(before, rows, table["concept"])
     write_text(folder / "table.json", json.dumps(table, indent=2) + "\n")
     write_text(folder / "table.md", text)
-    write_text(folder / "config.yaml", dump_yaml(session.resolved_config(target=concept.name, fills=args.fills, eval_prompts=args.eval_prompts)))
+    fills = [f"{fill}:{scale:g}" for fill, scale in args.fills]
+    write_text(folder / "config.yaml", dump_yaml(session.resolved_config(target=concept.name, fills=fills, eval_prompts=args.eval_prompts)))
     print(text)
     print(f"wrote {folder / 'table.json'} and {folder / 'table.md'}")
     return table

@@ -91,3 +91,24 @@ def test_an_unknown_fill_is_one_sentence(tiny_sd_dir, tmp_path, capsys):
         run_script("save_union_over_time", ["--model_id", str(tiny_sd_dir), "--res_path", str(tmp_path), "--target", "Van Gogh", "--fill", "ones"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "unknown --fill 'ones'; choose one of zero, noise, shuffle" in err
+
+
+def test_a_fill_scale_narrows_the_draws_around_the_row_mean_and_is_recorded(tiny_sd_dir, prompt_files, tmp_path, capsys):
+    from utils.pruning import load_prune_mask
+
+    weight, _ = _weight_and_mask()
+    mask = torch.zeros_like(weight, dtype=torch.bool)
+    mask[:, ::2] = True
+    full = fill_values(weight, mask, "noise", layer_generator(1, "w"))
+    half = fill_values(weight, mask, "noise", layer_generator(1, "w"), scale=0.5)
+    mean = weight[:, 1::2].mean(1).repeat_interleave(weight.shape[1] // 2)
+    assert torch.allclose(half - mean, 0.5 * (full - mean), atol=1e-6)  # the same draws, half as far from the row mean
+    base, target = prompt_files(["a photo of a cat"], ["a cat in the style of stripes"])
+    argv = ["--model_id", str(tiny_sd_dir), "--num_inference_steps", "3", "--res_path", str(tmp_path / "r"), "--target", "stripes",
+            "--base_prompts", base, "--target_prompts", target, "--skill_ratio", "0.1", "--fill", "shuffle"]
+    run_script("save_union_over_time", [*argv, "--fill_scale", "0.5"])
+    (path,) = (tmp_path / "r").glob("tiny-sd/stripes/pruned/*_shuffle0.5/prune_mask.safetensors")
+    assert load_prune_mask(path)[1]["fill_scale"] == 0.5
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("save_union_over_time", [*argv, "--fill_scale", "0"])
+    assert exit_info.value.code == 2 and "--fill_scale must lie in (0, 1]" in capsys.readouterr().err

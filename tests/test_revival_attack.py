@@ -100,3 +100,18 @@ def test_bad_attack_input_is_one_sentence(tiny_masks, tmp_path, capsys):
         assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
     with pytest.raises(UsageError, match="not a concept-prune revival file"):
         load_revival(tiny_masks["zero"])  # a mask is not a revival
+
+
+def test_the_demo_table_judges_each_fill_pruned_and_attacked(tmp_path):
+    from conftest import load_script
+
+    table = load_script("revival_table", "demo").main(["--res_path", str(tmp_path), "--eval_prompts", "4", "--fills", "zero", "shuffle:0.5"])
+    zero, shuffle = table["rows"]
+    assert (zero["fill"], shuffle["fill"], shuffle["fill_scale"]) == ("zero", "shuffle", 0.5)
+    assert zero["attacker_locates"] == "zeros" and zero["located_recall"] == 1.0 and zero["locating_auc"] == 1.0
+    assert shuffle["located_recall"] < 1.0 and 0.5 <= shuffle["locating_auc"] < 1.0  # the fill hides most positions
+    for row in table["rows"]:
+        assert set(row["pruned"]) == set(row["attacked"]) == {"detection", "other_accuracy"}
+    folder = next(tmp_path.glob("model/checker/revival"))
+    assert {p.name for p in folder.iterdir()} == {"table.json", "table.md", "config.yaml"}
+    assert "| shuffle, scale 0.5 |" in (folder / "table.md").read_text()

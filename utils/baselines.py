@@ -291,7 +291,7 @@ def _load_concept_prune(ckpt, model_id, device, dtype, safety_checker):
     pipe = load_pipeline(model_id, device, dtype, safety_checker)
     if not isinstance(getattr(pipe, component, None), torch.nn.Module):
         raise UsageError(f"the prune mask {ckpt} is for component {component}, which {model_id} does not have; use the model the mask was made for")
-    zeroed = apply_prune_mask(pipe, masks, component, str(meta.get("fill", "zero")), int(meta.get("fill_seed", 0)))
+    zeroed = apply_prune_mask(pipe, masks, component, str(meta.get("fill", "zero")), int(meta.get("fill_seed", 0)), float(meta.get("fill_scale", 1.0)))
     total = sum(p.numel() for p in getattr(pipe, component).parameters())
     changed = {component: {"tensors": len(masks), "pruned_weights": zeroed, "fraction_of_component": zeroed / total}}
     return pipe, {"changed": changed, "mask_model_id": mask_model, "fill": str(meta.get("fill", "zero"))}

@@ -48,7 +48,8 @@ COMMON: dict[str, tuple[type, str]] = {
 }
 SPECIFIC: dict[str, tuple[type, str]] = {
     "clip_model": (str, "CLIP model (hub id or local folder) for CLIP scores and zero-shot gender"),
-    "eval_dataset": (str, "i2p | mma | ring-a-bell | a CSV or text file of prompts"),
+    "eval_dataset": (str, "i2p | mma | a CSV or text file of prompts | NAME=FILE for a named set in a local file "
+                          "(mma=, ring-a-bell=, unlearndiffatk=, i2p=)"),
     "nudity_threshold": (float, "NudeNet score above which a label counts (paper 0.5; others use 0.6)"),
     "removal_mode": (str, "erase: accuracy on the erased class; keep: on the other nine"),
     "classifier_weights": (str, "ResNet50 weights: a torchvision name (DEFAULT) or a local state-dict file"),

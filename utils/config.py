@@ -47,6 +47,7 @@ OPTIONS: dict[str, tuple[type, str]] = {
     "timesteps": (int, "tau: UNet calls whose skilled neurons count (default: concept's paper value / all)"),
     "select_ratio": (float, "prune weights skilled at more than select_ratio * tau steps"),
     "fill": (str, "what the pruned weights become: " + " | ".join(FILLS) + " (zero: the paper's; noise, shuffle: hide where the pruning happened, seeded by --seed)"),
+    "fill_scale": (float, "narrow a noise or shuffle fill around each row's mean by this factor (1 = drawn like the row's weights)"),
     "res_path": (str, "results folder"),
     "num_preview": (int, "prompt pairs whose images are saved by wanda.py"),
     "num_images": (int, "prompt pairs whose before/after images are saved by remove_neurons.py"),
@@ -425,6 +426,9 @@ def check_config(config: dict[str, Any]) -> None:
         raise UsageError(f"unknown --hook_module {config['hook_module']!r}; choose one of {', '.join(HOOK_MODULES)}")
     if config.get("fill") is not None and config["fill"] not in FILLS:
         raise UsageError(f"unknown --fill {config['fill']!r}; choose one of {', '.join(FILLS)}")
+    scale = config.get("fill_scale")
+    if scale is not None and not (_finite(scale) and 0 < scale <= 1):
+        raise UsageError(f"--fill_scale must lie in (0, 1], got {scale}")
     if config.get("streams") is not None and config["streams"] not in STREAMS:
         raise UsageError(f"unknown --streams {config['streams']!r}; choose one of {', '.join(STREAMS)}")
     check_hyperparameters(config)

@@ -8,6 +8,9 @@ fills write, at each masked position, a value drawn like the row's surviving wei
 - ``noise``: a Gaussian with the mean and standard deviation of the row's unmasked weights;
 - ``shuffle``: one of the row's unmasked weights, drawn at random (with replacement).
 
+A ``scale`` below 1 narrows a draw around the row's mean (value = mean + scale * (draw - mean)): less
+disturbance of everything else, at the price of pruned values that stand out more.
+
 Draws are seeded per layer (the run's seed and the parameter's name), made on the CPU in float32 and then
 moved to the weight's device and dtype, so a fill is the same on every device and in every order of layers;
 the mask file records the fill and its seed (``fill``, ``fill_seed``). No torch import at module level: the
@@ -29,10 +32,11 @@ def layer_generator(seed: int, name: str):
     return torch.Generator().manual_seed(int(digest[:15], 16))
 
 
-def fill_values(weight: Any, mask: Any, fill: str, generator: Any) -> Any:
+def fill_values(weight: Any, mask: Any, fill: str, generator: Any, scale: float = 1.0) -> Any:
     """The values written at the True entries of ``mask`` (a bool tensor of ``weight``'s 2-D shape), in row-major
-    order, as a float32 CPU tensor: zeros, or draws from each row's unmasked weights (see the module docstring).
-    A row with no unmasked weight gets zeros. Raise ValueError for an unknown ``fill``."""
+    order, as a float32 CPU tensor: zeros, or draws from each row's unmasked weights, narrowed around the row's
+    mean by ``scale`` (see the module docstring). A row with no unmasked weight gets zeros. Raise ValueError for
+    an unknown ``fill``."""
     import torch
 
     if fill not in FILLS:
@@ -44,13 +48,22 @@ def fill_values(weight: Any, mask: Any, fill: str, generator: Any) -> Any:
         return torch.zeros(rows.numel())
     keep = ~mask
     count = keep.sum(dim=1)
+    safe = count.clamp_min(1)
+    mean = (w * keep).sum(dim=1) / safe
     if fill == "noise":
-        safe = count.clamp_min(1)
-        mean = (w * keep).sum(dim=1) / safe
         std = (((w - mean[:, None]) * keep) ** 2).sum(dim=1).div(safe).sqrt()
         values = mean[rows] + std[rows] * torch.randn(rows.numel(), generator=generator)
     else:  # shuffle: the k-th unmasked weight of the row, k uniform over the row's unmasked weights
         order = torch.argsort(mask.to(torch.int8), dim=1, stable=True)  # unmasked columns first, in column order
         pick = (torch.rand(rows.numel(), generator=generator) * count[rows]).long().clamp_max((count[rows] - 1).clamp_min(0))
         values = w[rows, order[rows, pick]]
+    if scale != 1.0:
+        values = mean[rows] + float(scale) * (values - mean[rows])
     return torch.where(count[rows] > 0, values, torch.zeros_like(values))
+
+
+def fill_label(fill: str | None, scale: float | None = None) -> str | None:
+    """The run-folder suffix of a fill: None for zero (the paper's), ``noise``, ``noise0.5`` with a scale."""
+    if fill in (None, "zero"):
+        return None
+    return fill if scale in (None, 1.0) else f"{fill}{float(scale):g}"

@@ -51,11 +51,11 @@ def record_config_path(res_path: str | Path, model_id: str, target: str, hook_mo
 
 def run_name(skill_ratio: float, timesteps: int | None, select_ratio: float, hook_module: str, fill: str | None = None) -> str:
     """Folder name of one setting, e.g. ``sr0.01_tau10_sel0`` (``tauall`` when every step counts), with the hook
-    variant and a fill other than zero appended (``sr0.01_tau10_sel0_noise``)."""
+    variant and the label of a fill other than zero appended (``sr0.01_tau10_sel0_noise0.5``, utils.fills.fill_label)."""
     tau = "all" if timesteps is None else str(timesteps)
     name = f"sr{skill_ratio:g}_tau{tau}_sel{select_ratio:g}"
     name = name if hook_module == "unet" else f"{name}_{hook_module}"
-    return name if fill in (None, "zero") else f"{name}_{fill}"
+    return name if not fill else f"{name}_{fill}"
 
 
 def method_tag(method: str, ckpt: str | None) -> str:

@@ -5,7 +5,7 @@ keyed by its state-dict name in the pipeline component (``unet``, ``transformer`
 ``text_encoder_2`` or ``text_encoder_3``), e.g.
 ``down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2.weight``; True = set to zero. Its
 metadata holds the base ``model_id``, the ``component``, the ``pipeline_class``, the settings, the counts, and
-``fill`` / ``fill_seed``: what the pruned weights become (utils/fills.py; zero, the paper's, when absent).
+``fill`` / ``fill_seed`` / ``fill_scale``: what the pruned weights become (utils/fills.py; zero, the paper's, when absent).
 
 Loading a pruned pipeline::
 
@@ -109,12 +109,13 @@ def zero_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
 
 
 @torch.no_grad()
-def fill_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], fill: str = "zero", seed: int = 0) -> int:
+def fill_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], fill: str = "zero", seed: int = 0, scale: float = 1.0) -> int:
     """Write ``fill`` (utils/fills.py: zero, noise, shuffle) at the True entries of ``masks[name]`` in
     ``weights[name]`` (in place), for every name of ``masks``; return how many weights the masks name.
 
     ``zero`` is ``zero_masked``; the other fills draw per layer from ``seed`` and the parameter's name, so the
-    same mask, fill and seed give the same weights on every device. Every mask is checked first (check_masks).
+    same mask, fill and seed give the same weights on every device; ``scale`` narrows the draws around each row's
+    mean. Every mask is checked first (check_masks).
     """
     from utils.fills import fill_values, layer_generator
 
@@ -124,7 +125,7 @@ def fill_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
     filled = 0
     for name, mask in masks.items():
         weight = weights[name]
-        values = fill_values(weight, mask, fill, layer_generator(seed, name))
+        values = fill_values(weight, mask, fill, layer_generator(seed, name), scale)
         weight[mask.to(weight.device)] = values.to(weight.device, weight.dtype)
         filled += int(mask.sum())
     return filled
@@ -159,13 +160,13 @@ def masked_weights(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tens
 
 
 def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component: str | None = None,
-                     fill: str | None = None, seed: int | None = None) -> int:
+                     fill: str | None = None, seed: int | None = None, scale: float | None = None) -> int:
     """Prune the masked weights of ``pipe.<component>`` in place; return how many were pruned.
 
     mask: a prune-mask file or a dict of parameter name -> bool mask (then ``component`` names the
     pipeline attribute, default the pipeline's denoiser: ``unet`` or ``transformer``). A pipeline component
-    (a bare module) works too. fill / seed: what the pruned weights become (utils/fills.py; default: the
-    file's ``fill`` and ``fill_seed``, zero for a dict or a file without them). Raise UsageError when the
+    (a bare module) works too. fill / seed / scale: what the pruned weights become (utils/fills.py; default: the
+    file's ``fill``, ``fill_seed`` and ``fill_scale``; zero for a dict or a file without them). Raise UsageError when the
     pipeline has no such component or the component lacks a masked parameter or has it in another shape
     (a mask of another model or family).
     """
@@ -177,6 +178,7 @@ def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component
         masks = mask
     fill = fill or str(meta.get("fill", "zero"))
     seed = int(meta.get("fill_seed", 0)) if seed is None else seed
+    scale = float(meta.get("fill_scale", 1.0)) if scale is None else scale
     from utils.fills import FILLS
 
     if fill not in FILLS:
@@ -196,7 +198,7 @@ def apply_prune_mask(pipe, mask: str | Path | dict[str, torch.Tensor], component
             params[name] = module.get_parameter(name)
         except AttributeError:
             raise UsageError(f"the mask names {name}, which {type(module).__name__} does not have; use the model the mask was made for") from None
-    return fill_masked(params, masks, fill, seed)
+    return fill_masked(params, masks, fill, seed, scale)
 
 
 def load_pruned_pipeline(mask_path: str | Path, model_id: str | None = None, device: str = "auto", dtype: str = "auto"):

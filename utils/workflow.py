@@ -142,6 +142,7 @@ def save_mask_and_export(session: Session, masks: dict[str, torch.Tensor], out_p
         "pipeline_class": type(session.pipe).__name__,
         "fill": str(session.config.get("fill") or "zero"),
         "fill_seed": int(session.config["seed"]),
+        "fill_scale": float(session.config.get("fill_scale") or 1.0),
         **settings,
         "config": session.resolved_config(),
     }
@@ -151,7 +152,7 @@ def save_mask_and_export(session: Session, masks: dict[str, torch.Tensor], out_p
     meta = save_prune_mask(out_path, whole, session.component, metadata, num_scored=sum(int(m.numel()) for m in masks.values()))
     save_run_config(out_path.parent, session.resolved_config(**settings))
     if export_dir:
-        apply_prune_mask(session.pipe, {f"{k}.weight": v for k, v in whole.items()}, session.component_name, metadata["fill"], metadata["fill_seed"])
+        apply_prune_mask(session.pipe, {f"{k}.weight": v for k, v in whole.items()}, session.component_name, metadata["fill"], metadata["fill_seed"], metadata["fill_scale"])
         export_component(session.pipe, session.component_name, export_dir)
     return meta
 

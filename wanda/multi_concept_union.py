@@ -44,7 +44,10 @@ def main(argv=None) -> None:
             print(f"{concept.name}: skill_ratio {ratio:g}, tau {tau}, select_ratio {select:g}: {sum(int(m.sum()) for m in masks.values()):,} weights")
         combined = masks if combined is None else {k: combined[k] | masks[k] for k in combined}
     name = slugify("+".join(slugify(c.name) for c in concepts))  # capped like any one name
-    name = name if config.get("fill") in (None, "zero") else f"{name}_{config['fill']}"
+    from utils.fills import fill_label
+
+    label = fill_label(config.get("fill"), config.get("fill_scale"))
+    name = name if label is None else f"{name}_{label}"
     out = Path(config["res_path"]) / model_slug(config["model_id"]) / "multi" / name / "prune_mask.safetensors"
     meta_settings = {
         "targets": [c.name for c in concepts],

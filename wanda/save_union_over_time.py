@@ -39,7 +39,9 @@ def main(argv=None) -> None:
     session = Session(config)
     tau = session.effective_tau(tau)
     masks = union_for_concept(session, concept, skill_ratio, tau, select_ratio)
-    name = run_name(skill_ratio, tau, select_ratio, session.variant.name, config.get("fill"))
+    from utils.fills import fill_label
+
+    name = run_name(skill_ratio, tau, select_ratio, session.variant.name, fill_label(config.get("fill"), config.get("fill_scale")))
     out = concept_dir(config["res_path"], config["model_id"], concept.name) / "pruned" / name / "prune_mask.safetensors"
     settings = {"targets": [concept.name], "skill_ratio": skill_ratio, "timesteps": tau, "select_ratio": select_ratio}
     meta = save_mask_and_export(session, masks, out, settings, args.export_diffusers)  # None on a launched run's other processes
