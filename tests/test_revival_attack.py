@@ -115,3 +115,11 @@ def test_the_demo_table_judges_each_fill_pruned_and_attacked(tmp_path):
     folder = next(tmp_path.glob("model/checker/revival"))
     assert {p.name for p in folder.iterdir()} == {"table.json", "table.md", "config.yaml"}
     assert "| shuffle, scale 0.5 |" in (folder / "table.md").read_text()
+
+
+def test_the_speed_script_refuses_bad_options_before_building_the_unet(capsys):
+    for argv, message in ((["--fraction", "0"], "--fraction must lie in"), (["--rank", "0"], "--rank"), (["--device", "gpu"], "--device")):
+        with pytest.raises(SystemExit) as exit_info:
+            run_script("revival_speed", argv, folder="benchmarking")
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
