@@ -305,6 +305,8 @@ def _read_revival(ckpt) -> tuple[dict, dict, dict[str, Any]]:
     method, edit = meta.get("edit_method"), meta.get("edit_ckpt")
     if method not in METHODS or method in ("sd", "revived"):
         raise UsageError(f"{ckpt} names the edit {method!r}, which is not an edit this version can load; {MAKE_REVIVAL}")
+    if not isinstance(edit, str) or not Path(edit).exists():
+        raise UsageError(f"{ckpt} attacked the edit {edit!r}, which is not here any more; run the attack again on an existing edit")
     return located, values, meta
 
 
