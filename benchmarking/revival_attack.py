@@ -9,7 +9,8 @@ their magnitudes (1 + --margin) times the row's largest surviving weight. It see
 The edited model (--ckpt_name): one of our prune masks on its base model (applied with the fill recorded in
 it), a pruned UNet/transformer or pipeline folder, or a UNet state-dict checkpoint in which the zeros are found.
 Locating (--locate): ``zeros`` (the attack's own step: exact zeros), or a detector for a fill that is not zero
-(magnitude | row_z | col_z | residual), taking the top --locate_fraction of each layer's entries.
+(magnitude | row_z | col_z | residual, or negated: -row_z takes entries too close to their row's mean, which
+finds a narrowed fill), taking the top --locate_fraction of each layer's entries.
 
 Writes <out_dir>/revived.safetensors (the located positions and their new values: a delta of the mask's size),
 metrics.json (the attack and its settings, what it located, its time, and against one of our masks: the
@@ -30,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.errors import UsageError, run_cli  # noqa: E402
 
-LOCATORS = ("zeros", "magnitude", "row_z", "col_z", "residual")  # utils.revived.LOCATORS (torch-free here)
+DETECTORS = ("magnitude", "row_z", "col_z", "residual")
+LOCATORS = ("zeros", *DETECTORS, *(f"-{name}" for name in DETECTORS))  # utils.revived.LOCATORS (torch-free here)
 EDITS = ("auto", "concept-prune", "fmn", "esd")
 ATTACK = "data-free revival: locate, SoftImpute completion, sign retention, magnitude above the row's largest surviving weight"
 
@@ -164,7 +166,8 @@ def main(argv=None) -> dict:
 
     check_edit_fits(check_edit(method, args.ckpt_name), model_id)  # a broken or foreign edit: one sentence, before any work
     device = resolve_device(args.device)
-    out = Path(args.out_dir) if args.out_dir else Path(args.res_path) / "revival" / model_slug(model_id) / method_tag(method, args.ckpt_name) / args.locate
+    locate_folder = f"{args.locate[1:]}_negated" if args.locate.startswith("-") else args.locate  # no folder name starting with "-"
+    out = Path(args.out_dir) if args.out_dir else Path(args.res_path) / "revival" / model_slug(model_id) / method_tag(method, args.ckpt_name) / locate_folder
     pipe, info = load_edited_pipeline(method, args.ckpt_name, model_id, device, resolve_dtype(args.dtype, device))
     _, sites = pipeline_sites(pipe, get_variant(args.hook_module), "both")
     weights = scored_weights(sites)

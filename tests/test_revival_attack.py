@@ -58,6 +58,17 @@ def test_a_noise_fill_leaves_no_zeros_to_find_and_a_detector_locates_a_share(tin
     share = run_script_metrics(["--ckpt_name", str(tiny_masks["noise"]), "--device", "cpu", "--out_dir", str(tmp_path / "b"), "--max_iters", "5",
                                 "--locate", "row_z", "--locate_fraction", "0.1"])
     assert share["attack"]["locate"] == "row_z" and 0 < share["located"] and share["recall"] < 1.0
+    negated = run_script_metrics(["--ckpt_name", str(tiny_masks["noise"]), "--device", "cpu", "--res_path", str(tmp_path / "c"), "--max_iters", "5",
+                                  "--locate=-row_z", "--locate_fraction", "0.1"])
+    assert negated["attack"]["locate"] == "-row_z" and negated["located"] == share["located"]
+    assert len(list((tmp_path / "c").glob("revival/*/*/row_z_negated/revived.safetensors"))) == 1
+
+
+def test_the_scripts_locators_are_the_librarys():
+    from conftest import load_script
+    from utils.revived import LOCATORS
+
+    assert load_script("revival_attack", "benchmarking").LOCATORS == LOCATORS
 
 
 def test_the_revived_model_is_a_baseline_of_every_benchmark(tiny_masks, tiny_sd_dir, tiny_clip_dir, tmp_path):

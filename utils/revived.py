@@ -17,14 +17,17 @@ import torch
 from utils.errors import UsageError
 
 REVIVAL_FORMAT = "concept-prune revival v1"
-LOCATORS = ("zeros", "magnitude", "row_z", "col_z", "residual")  # zeros: the attack's own step; the others: detectors
+DETECTOR_LOCATORS = ("magnitude", "row_z", "col_z", "residual")
+# zeros: the attack's own step; the others: detectors, each also negated ("-row_z": too close to the row's mean)
+LOCATORS = ("zeros", *DETECTOR_LOCATORS, *(f"-{name}" for name in DETECTOR_LOCATORS))
 MAKE_REVIVAL = "pass a revived.safetensors written by benchmarking/revival_attack.py"
 
 
 def locate(weights: dict[str, torch.Tensor], how: str = "zeros", fraction: float | None = None, **detector_settings) -> dict[str, torch.Tensor]:
     """layer -> bool positions the attacker takes for pruned: the exact zeros (``how="zeros"``, the attack's
     step against the paper's zero fill), or the top ``fraction`` of each layer's entries by a detector's score
-    (utils/revival.detector_scores; an attacker facing a fill that is not zero). Raise ValueError otherwise."""
+    (utils/revival.detector_scores, "-" in front negates it; an attacker facing a fill that is not zero).
+    Raise ValueError otherwise."""
     from utils.revival import detector_scores, locate_zeros
 
     if how not in LOCATORS:
