@@ -364,7 +364,7 @@ def plot_pareto(concept: dict, chosen: dict | None) -> bytes | None:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ax.scatter([p[0] for p in points], [p[1] for p in points], color="tab:blue", label="settings", zorder=3)
-    ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="tab:red", label="Pareto front", zorder=2)
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="tab:red", label="Pareto front", zorder=2)
     ax.scatter([p[0] for p in front], [p[1] for p in front], facecolors="none", edgecolors="tab:red", s=120, zorder=4)
     if chosen is not None and chosen in runs:
         d, a = points[runs.index(chosen)]
