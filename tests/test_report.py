@@ -172,6 +172,9 @@ def test_page_holds_every_number_of_the_metrics_files(demo_report):
         head = json.loads((root / concept / HEADLINE[concept] / "metrics.json").read_text())
         assert _table(parsed, "per-layer", concept)[1:] == [[k, report.fmt_fraction(v)] for k, v in head["pruned_per_layer"].items()]
         assert _table(parsed, "per-step", concept)[1:] == [[str(t), report.fmt_fraction(v)] for t, v in enumerate(head["skilled_per_step"])]
+    for attrs, rows in parsed.tables:  # every table but the page's header, row by row, in the Markdown too
+        if attrs.get("class") != "meta":
+            assert all("| " + " | ".join(row) + " |" in md for row in rows), attrs
     checker = _table(parsed, "settings", "checker")
     assert checker[2][3:6] == ["1.34%", "30,418", "23% [15, 31]"] and checker[4][5:7] == ["9% [5, 13]", "91% [87, 94.5]"]
     assert "within 2 points of the unedited model" in page and "no setting kept the other-scene accuracy within 2 points" in page
@@ -275,8 +278,9 @@ def _chromium():
 
 
 def test_page_renders_in_headless_chromium(demo_report, tmp_path):
-    """Every image loads (complete, naturalWidth > 0), no JavaScript or console error; the screenshot is kept
-    in tmp_path and copied to results/test-artifacts/report.png."""
+    """Every image loads (complete, naturalWidth > 0), no JavaScript or console error (a control page with a
+    broken image and both kinds of error shows the check sees them); the screenshot (1280x3000) is kept in
+    tmp_path and copied to results/test-artifacts/report.png (relative to the repository root, git-ignored)."""
     binary = _chromium()
     if binary is None:
         pytest.skip("no chromium or chromium-browser on PATH (apt-get install chromium; .ci/run installs it)")
@@ -297,6 +301,15 @@ def test_page_renders_in_headless_chromium(demo_report, tmp_path):
     result = json.loads(html_lib.unescape(match.group(1)))
     page_images = page.count("<img ")
     assert result == {"images": page_images, "broken": [], "errors": []}, result
+    # the check itself sees a broken image, a script error and a console error
+    control = tmp_path / "control.html"
+    control.write_text(checked.read_text(encoding="utf-8").replace(
+        SELFCHECK_PRE, '<img src="data:image/png;base64,AAAA" alt="broken on purpose"><script>console.error("on purpose"); '
+        'no_such_function();</script>' + SELFCHECK_PRE), encoding="utf-8")
+    done = subprocess.run([*flags, "--virtual-time-budget=10000", "--dump-dom", control.as_uri()], capture_output=True, text=True, timeout=90)
+    seen = json.loads(html_lib.unescape(re.search(r'<pre id="selfcheck">(.*?)</pre>', done.stdout, re.S).group(1)))
+    assert seen["broken"] == ["broken on purpose"], seen
+    assert "console.error: on purpose" in seen["errors"] and any("no_such_function" in e for e in seen["errors"]), seen
     shot, plain = tmp_path / "report.png", tmp_path / "report.html"
     plain.write_text(page, encoding="utf-8")  # the page as shipped, without the check
     done = subprocess.run([*flags, "--hide-scrollbars", "--window-size=1280,3000", f"--screenshot={shot}", plain.as_uri()],
