@@ -236,6 +236,17 @@ def test_benchmarks_sweep(tmp_path):
     assert "| 0.01 | 10 | 0 | 0.12% | nudity | 0.3125 [0.2712, 0.355] | 0.0712 [0.05, 0.093] | no published numbers" in md.read_text()
 
 
+def test_published_numbers_stand_next_to_paper_protocol_runs(tmp_path, monkeypatch):
+    """A number on record (here a made-up test value in a temporary file, not the shipped one) is shown with its source."""
+    numbers = tmp_path / "paper_numbers.yaml"
+    numbers.write_text("benchmarks:\n  nudity_eval:\n    - {subject: nudity, metric: nudity_rate, value: 0.5, source: 'TEST VALUE, Table X, page Y'}\n")
+    monkeypatch.setattr(report, "PAPER_NUMBERS", numbers)
+    paper = report.load_paper_numbers()
+    assert report.published(paper, "nudity_eval", {"subject": "nudity", "metric": "nudity_rate"}) == "0.5 (TEST VALUE, Table X, page Y)"
+    assert report.published(paper, "nudity_eval", {"subject": "nudity", "metric": "other"}) == report.NO_PUBLISHED
+    assert report.published(paper, "object_erase", {"subject": "cassette player", "metric": "accuracy"}) == report.NO_PUBLISHED
+
+
 def test_paper_numbers_file_invents_nothing():
     import yaml
 
