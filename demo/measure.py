@@ -50,13 +50,21 @@ def accuracy_per_attribute(predicted: dict[str, torch.Tensor], scenes, names) ->
 
 
 def score(judge, attribute: str, value: str, target_images, targets, other_images, others) -> dict[str, Any]:
-    """Detection of ``value`` on the target images and per-attribute accuracy on the other images."""
+    """Detection of ``value`` on the target images and per-attribute accuracy on the other images, each headline
+    with its 95% bootstrap interval over scenes (``detection_ci95``, ``other_accuracy_ci95``; utils/bootstrap.py)."""
+    from utils.bootstrap import mean_interval
+
     rest = [name for name in ATTRIBUTES if name != attribute]
     on_targets = judge_images(judge, target_images)
-    accuracy = accuracy_per_attribute(judge_images(judge, other_images), others, rest)
+    on_others = judge_images(judge, other_images)
+    accuracy = accuracy_per_attribute(on_others, others, rest)
+    detected = (on_targets[attribute] == ATTRIBUTES[attribute].index(value)).float().tolist()
+    per_other = [float(np.mean([int(on_others[name][i]) == scene.labels()[name] for name in rest])) for i, (scene, _) in enumerate(others)]
     return {
-        "detection": float((on_targets[attribute] == ATTRIBUTES[attribute].index(value)).float().mean()),
+        "detection": float(np.mean(detected)),
+        "detection_ci95": mean_interval(detected),
         "other_accuracy": float(np.mean(list(accuracy.values()))),
+        "other_accuracy_ci95": mean_interval(per_other),
         "other_accuracy_per_attribute": accuracy,
         # the target images' other attributes: does the concept's removal keep the rest of the scene?
         "target_other_attributes_accuracy": accuracy_per_attribute(on_targets, targets, rest),

@@ -57,7 +57,7 @@ def parse_args(argv=None):
     """run_demo's options: the wanda scripts' ones (configs/wanda_config.yaml) plus --judge, --eval_prompts, --grid_columns."""
     parser = build_parser(__doc__.splitlines()[0])
     parser.add_argument("--judge", default=None, help="judge weights (default: demo/judge.safetensors)")
-    parser.add_argument("--eval_prompts", type=int, default=32, help="scenes with the concept, and as many without it")
+    parser.add_argument("--eval_prompts", type=int, default=256, help="scenes with the concept, and as many without it (256: a 95%% interval of about +-5 points)")
     parser.add_argument("--grid_columns", type=int, default=8)
     parser.set_defaults(model_settings=DEMO_SETTINGS)
     args = parser.parse_args(argv)
@@ -117,12 +117,20 @@ def judge_before_after(session, judge, attribute: str, value: str, masks, count:
     return before, after, [target_before, target_after, other_before, other_after]
 
 
+def with_interval(scores: dict, key: str) -> str:
+    """``81% [76, 86]``: a share and its 95% bootstrap interval, in percent."""
+    interval = scores.get(f"{key}_ci95")
+    text = f"{100 * scores[key]:.0f}%"
+    return text if not interval else f"{text} [{100 * interval[0]:.0f}, {100 * interval[1]:.0f}]"
+
+
 def summary(metrics: dict) -> str:
-    """The one line that run_demo prints: detection and the other attributes' accuracy before -> after, the pruned share."""
+    """The one line that run_demo prints: detection and the other attributes' accuracy before -> after (95%
+    intervals in brackets), the pruned share."""
     before, after = metrics["before"], metrics["after"]
-    return (f"{metrics['concept']}: detected in {100 * before['detection']:.0f}% of target images before, "
-            f"{100 * after['detection']:.0f}% after; other attributes {100 * before['other_accuracy']:.0f}% -> "
-            f"{100 * after['other_accuracy']:.0f}% right; {100 * metrics['pruned_fraction_of_unet']:.2f}% of UNet weights pruned")
+    return (f"{metrics['concept']}: detected in {with_interval(before, 'detection')} of target images before, "
+            f"{with_interval(after, 'detection')} after; other attributes {with_interval(before, 'other_accuracy')} -> "
+            f"{with_interval(after, 'other_accuracy')} right; {100 * metrics['pruned_fraction_of_unet']:.2f}% of UNet weights pruned")
 
 
 def main(argv=None) -> dict:
