@@ -9,17 +9,25 @@ import json
 from pathlib import Path
 
 
+def _share(row: dict, key: str) -> str:
+    """``16%``, or ``16% [8, 25]`` when the row holds the 95% bootstrap interval (``<key>_ci95``)."""
+    interval = row.get(f"{key}_ci95")
+    text = f"{100 * row[key]:.0f}%"
+    return text if not interval else f"{text} [{100 * interval[0]:.0f}, {100 * interval[1]:.0f}]"
+
+
 def markdown(rows: list[dict], concept: str = "concept") -> str:
-    """A concept's rows as a Markdown table: detection, then the other scenes' accuracy (mean and per attribute).
-    A select_ratio column comes first when any row has a nonzero one; the rows without one (before, the ceiling) show "–"."""
+    """A concept's rows as a Markdown table: detection, then the other scenes' accuracy (mean and per attribute),
+    the headline shares with their 95% intervals where the row holds them. A select_ratio column comes first when
+    any row has a nonzero one; the rows without one (before, the ceiling) show "–"."""
     names = list(rows[0]["other_accuracy_per_attribute"])
     select = any(r.get("select_ratio") for r in rows)
     lines = [f"| {'select_ratio | ' if select else ''}skill_ratio | tau | pruned % of UNet | {concept} detected | other scenes: mean accuracy | "
              + " | ".join(names) + " |", "|---" * (5 + select + len(names)) + "|"]
     for r in rows:
         cells = [f"{r['select_ratio']:g}" if "select_ratio" in r else "–"] if select else []
-        cells += [str(r["skill_ratio"] or "before"), str(r["tau"] or "–"), f"{100 * r['pruned_fraction']:.2f}", f"{100 * r['detection']:.0f}%",
-                 f"{100 * r['other_accuracy']:.0f}%"] + [f"{100 * r['other_accuracy_per_attribute'][n]:.0f}%" for n in names]
+        cells += [str(r["skill_ratio"] or "before"), str(r["tau"] or "–"), f"{100 * r['pruned_fraction']:.2f}", _share(r, "detection"),
+                 _share(r, "other_accuracy")] + [f"{100 * r['other_accuracy_per_attribute'][n]:.0f}%" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
