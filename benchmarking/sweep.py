@@ -45,7 +45,7 @@ def parse_args(argv=None):
     parser.add_argument("--eval_prompts", type=int, default=256, help="demo: scenes with the concept, and as many without it")
     parser.add_argument("--judge", default=None, help="demo: judge weights (default demo/judge.safetensors)")
     parser.add_argument("--benchmarks", nargs="+", default=[], help="benchmarks: names of benchmarking/*.py to run per mask")
-    parser.add_argument("--bench_args", nargs="*", default=[], help="benchmarks: extra options passed to every benchmark (e.g. --limit 20)")
+    parser.add_argument("--bench_args", default="", help="benchmarks: extra options for every benchmark, as one string (--bench_args=\"--limit 20\")")
     args = parser.parse_args(argv)
     check_args(args)
     return args
@@ -204,6 +204,7 @@ def run_benchmarks(args, config, concept, run: Path) -> dict:
     """Each of --benchmarks on the setting's mask (``--baseline concept-prune``), into ``run/benchmarks/<name>``,
     with --bench_args; returns name -> its metrics.json, relative to ``run``. Each benchmark resumes by itself."""
     import importlib.util
+    import shlex
 
     results = {}
     for name in args.benchmarks:
@@ -212,7 +213,7 @@ def run_benchmarks(args, config, concept, run: Path) -> dict:
         spec.loader.exec_module(module)
         folder = run / "benchmarks" / name
         module.main(["--model_id", str(config["model_id"]), "--baseline", "concept-prune", "--ckpt_name", str(run / "prune_mask.safetensors"),
-                     "--target", concept.name, "--out_dir", str(folder), "--device", str(config["device"]), *args.bench_args])
+                     "--target", concept.name, "--out_dir", str(folder), "--device", str(config["device"]), *shlex.split(args.bench_args)])
         results[name] = str((folder / "metrics.json").relative_to(run))
     return results
 

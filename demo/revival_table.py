@@ -61,11 +61,12 @@ def parse_args(argv=None):
 
 
 def judged(session, judge, attribute: str, value: str, scenes, config) -> dict:
-    """Detection of the concept and the other attributes' accuracy of the pipeline as it is now."""
+    """Detection of the concept and the other attributes' accuracy of the pipeline as it is now, with 95% intervals."""
     from demo.measure import evaluate
 
     scores, _, _ = evaluate(session.pipe, judge, attribute, value, *scenes, config)
-    return {"detection": scores["detection"], "other_accuracy": scores["other_accuracy"]}
+    keys = ("detection", "detection_ci95", "other_accuracy", "other_accuracy_ci95")
+    return {key: scores[key] for key in keys}
 
 
 def attacker_locate(weights, masks, fill: str, aucs: dict):
@@ -121,18 +122,26 @@ def fill_rows(session, judge, attribute, value, scenes, config, masks, args) -> 
     return rows
 
 
+def share(scores: dict, key: str, digits: int = 0) -> str:
+    """``9% [3, 16]``: a share with its 95% interval (when recorded), in percent."""
+    interval = scores.get(f"{key}_ci95")
+    text = f"{100 * scores[key]:.{digits}f}%"
+    return text if not interval else f"{text} [{100 * interval[0]:.{digits}f}, {100 * interval[1]:.{digits}f}]"
+
+
 def markdown(before: dict, rows: list[dict], concept: str) -> str:
     """The table: one row per fill, with the unedited model's scores above them."""
     zero = next((r for r in rows if r["fill"] == "zero"), None)
     label = lambda r: r["fill"] if r["fill"] == "zero" or r["fill_scale"] == 1 else f"{r['fill']}, scale {r['fill_scale']:g}"  # noqa: E731
-    lines = [f"Concept {concept}. Unedited: detection {100 * before['detection']:.0f}%, other-scene accuracy {100 * before['other_accuracy']:.1f}%.", "",
+    lines = [f"Concept {concept}. Unedited: detection {share(before, 'detection')}, other-scene accuracy {share(before, 'other_accuracy', 1)} "
+             "(95% bootstrap intervals over scenes).", "",
              "| fill | detection after pruning | after the attack | revival (points) | other-scene accuracy | cost vs zero fill (points) | other-scene accuracy after the attack | locating AUC (best detector) | pruned weights the attacker found |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cost = "–" if zero is None else f"{100 * (zero['pruned']['other_accuracy'] - r['pruned']['other_accuracy']):+.1f}"
-        lines.append(f"| {label(r)} | {100 * r['pruned']['detection']:.0f}% | {100 * r['attacked']['detection']:.0f}% | "
-                     f"{100 * (r['attacked']['detection'] - r['pruned']['detection']):+.0f} | {100 * r['pruned']['other_accuracy']:.1f}% | {cost} | "
-                     f"{100 * r['attacked']['other_accuracy']:.1f}% | "
+        lines.append(f"| {label(r)} | {share(r['pruned'], 'detection')} | {share(r['attacked'], 'detection')} | "
+                     f"{100 * (r['attacked']['detection'] - r['pruned']['detection']):+.0f} | {share(r['pruned'], 'other_accuracy', 1)} | {cost} | "
+                     f"{share(r['attacked'], 'other_accuracy', 1)} | "
                      f"{r['locating_auc']:.2f} ({r['best_detector']}) | {100 * r['located_recall']:.0f}% |")
     return "\n".join(lines) + "\n"
 

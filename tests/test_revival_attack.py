@@ -122,7 +122,9 @@ def test_the_demo_table_judges_each_fill_pruned_and_attacked(tmp_path):
     assert zero["attacker_locates"] == "zeros" and zero["located_recall"] == 1.0 and zero["locating_auc"] == 1.0
     assert shuffle["located_recall"] < 1.0 and 0.5 <= shuffle["locating_auc"] < 1.0  # the fill hides most positions
     for row in table["rows"]:
-        assert set(row["pruned"]) == set(row["attacked"]) == {"detection", "other_accuracy"}
+        assert set(row["pruned"]) == set(row["attacked"]) == {"detection", "detection_ci95", "other_accuracy", "other_accuracy_ci95"}
+        lo, hi = row["pruned"]["detection_ci95"]
+        assert lo <= row["pruned"]["detection"] <= hi
     folder = next(tmp_path.glob("model/checker/revival"))
     assert {p.name for p in folder.iterdir()} == {"table.json", "table.md", "config.yaml"}
     assert "| shuffle, scale 0.5 |" in (folder / "table.md").read_text()

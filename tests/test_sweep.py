@@ -40,3 +40,18 @@ def test_a_bad_grid_is_one_sentence(tmp_path, capsys):
             run_script("sweep", ["--targets", "checker", "--res_path", str(tmp_path), *argv], folder="benchmarking")
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_a_benchmarks_sweep_runs_each_benchmark_on_each_mask(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    argv = ["--name", "b", "--res_path", str(tmp_path), "--model_id", str(tiny_sd_dir), "--targets", "Monet", "--skill_ratios", "0.1",
+            "--taus", "2", "--num_inference_steps", "3", "--device", "cpu", "--benchmarks", "artist_erasure",
+            f"--bench_args=--limit 1 --num_inference_steps 2 --clip_model {tiny_clip_dir}"]
+    summary = load_script("sweep", "benchmarking").main(argv)
+    assert summary["evaluation"] == "benchmarks"
+    (record_path,) = (tmp_path / "sweeps" / "b" / "Monet").glob("sr*/metrics.json")
+    record = json.loads(record_path.read_text())
+    bench = json.loads((record_path.parent / record["benchmarks"]["artist_erasure"]).read_text())
+    assert bench["method"] == "concept-prune" and bench["num_prompts"] == 1
+    assert bench["models"]["edited"]["mask"]["num_pruned"] == record["pruned_weights"]
+    run_script("report", [str(tmp_path / "sweeps" / "b")], folder="benchmarking")
+    assert "artist_erasure" in (tmp_path / "sweeps" / "b" / "report.html").read_text()
