@@ -187,19 +187,31 @@ def load_and_warm_up(clock: Clock, args, dtype, config, variant):
     return pipe, calls, sites
 
 
+def generate_pairs(pipe, concept, config, stop_at: int | None = None) -> None:
+    """Plain generation of every pair (base and target in one batch, latents only, no hook), or, with ``stop_at``,
+    each generation stopped after that many denoiser calls (the call counter its only hook)."""
+    from contextlib import nullcontext
+
+    from neuron_receivers.hook_variants import denoiser_of
+    from neuron_receivers.trace import StopGeneration, trace_steps
+    from utils.generation import run_pipeline
+
+    batch = config["batch_size"]
+    for i in range(0, len(concept.pairs), batch):
+        pairs = concept.pairs[i : i + batch]
+        with nullcontext() if stop_at is None else trace_steps(denoiser_of(pipe), {}, stop_at=stop_at):
+            try:
+                run_pipeline(pipe, [p.base for p in pairs] + [p.target for p in pairs], [p.seed for p in pairs] * 2, config)
+            except StopGeneration:
+                pass
+
+
 def time_generation(clock: Clock, pipe, concept, config, variant, repeats: int) -> int:
     """Time plain generation of all steps and recording of all steps (interleaved, fastest of ``repeats``);
     return the bytes of the statistics of all steps."""
-    from utils.generation import run_pipeline
     from utils.recording import record_norms
 
-    batch = config["batch_size"]
-
-    def plain():
-        for i in range(0, len(concept.pairs), batch):
-            pairs = concept.pairs[i : i + batch]
-            run_pipeline(pipe, [p.base for p in pairs] + [p.target for p in pairs], [p.seed for p in pairs] * 2, config)
-
+    plain = lambda: generate_pairs(pipe, concept, config)  # noqa: E731
     hooked = lambda: record_norms(pipe, concept, config, variant, None)  # noqa: E731
     full = clock.interleave({"plain_generation": plain, "hooked_generation": hooked}, repeats)["hooked_generation"]
     return sum(n.numel() * n.element_size() for n in full.values())
@@ -208,22 +220,7 @@ def time_generation(clock: Clock, pipe, concept, config, variant, repeats: int) 
 def time_plain_tau(clock: Clock, pipe, concept, config, args) -> None:
     """Time the physical limit of recording ("plain_tau"): the same batches' first tau denoiser calls with no
     hook but the call counter that stops the generation there."""
-    from neuron_receivers.hook_variants import denoiser_of
-    from neuron_receivers.trace import StopGeneration, trace_steps
-    from utils.generation import run_pipeline
-
-    batch = config["batch_size"]
-
-    def plain_tau():
-        for i in range(0, len(concept.pairs), batch):
-            pairs = concept.pairs[i : i + batch]
-            with trace_steps(denoiser_of(pipe), {}, stop_at=args.timesteps):
-                try:
-                    run_pipeline(pipe, [p.base for p in pairs] + [p.target for p in pairs], [p.seed for p in pairs] * 2, config)
-                except StopGeneration:
-                    pass
-
-    clock.measure("plain_tau", plain_tau)
+    clock.measure("plain_tau", lambda: generate_pairs(pipe, concept, config, stop_at=args.timesteps))
 
 
 def time_to_pruned_model(clock: Clock, pipe, concept, config, variant, sites, args):
