@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 
 
-def _share(row: dict, key: str) -> str:
-    """``16%``, or ``16% [8, 25]`` when the row holds the 95% bootstrap interval (``<key>_ci95``)."""
-    interval = row.get(f"{key}_ci95")
-    text = f"{100 * row[key]:.0f}%"
-    return text if not interval else f"{text} [{100 * interval[0]:.0f}, {100 * interval[1]:.0f}]"
+def share(scores: dict, key: str, digits: int = 0) -> str:
+    """``scores[key]`` as a percentage with ``digits`` decimals (``16%``), followed by its 95% bootstrap interval
+    when ``scores`` holds one as ``<key>_ci95`` (``16% [8, 25]``). The demo tools' one way of showing a share."""
+    interval = scores.get(f"{key}_ci95")
+    text = f"{100 * scores[key]:.{digits}f}%"
+    return text if not interval else f"{text} [{100 * interval[0]:.{digits}f}, {100 * interval[1]:.{digits}f}]"
 
 
 def markdown(rows: list[dict], concept: str = "concept") -> str:
@@ -26,8 +27,8 @@ def markdown(rows: list[dict], concept: str = "concept") -> str:
              + " | ".join(names) + " |", "|---" * (5 + select + len(names)) + "|"]
     for r in rows:
         cells = [f"{r['select_ratio']:g}" if "select_ratio" in r else "–"] if select else []
-        cells += [str(r["skill_ratio"] or "before"), str(r["tau"] or "–"), f"{100 * r['pruned_fraction']:.2f}", _share(r, "detection"),
-                 _share(r, "other_accuracy")] + [f"{100 * r['other_accuracy_per_attribute'][n]:.0f}%" for n in names]
+        cells += [str(r["skill_ratio"] or "before"), str(r["tau"] or "–"), f"{100 * r['pruned_fraction']:.2f}", share(r, "detection"),
+                 share(r, "other_accuracy")] + [f"{100 * r['other_accuracy_per_attribute'][n]:.0f}%" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

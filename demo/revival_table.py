@@ -72,22 +72,14 @@ def judged(session, judge, attribute: str, value: str, scenes, config) -> dict:
 def attacker_locate(weights, masks, fill: str, aucs: dict):
     """The attacker's positions: the exact zeros against the zero fill; else, per layer, as many positions as were
     pruned, ranked by the detector with the best per-layer AUC. Returns (located, how)."""
-    import torch
-
-    from utils.revival import best_detector, detector_scores
+    from utils.revival import best_detector
     from utils.revived import locate
 
     if fill == "zero":
         return locate(weights, "zeros"), "zeros"
     kind, _ = best_detector(aucs)
-    located = {}
-    for name, weight in weights.items():
-        count = int(masks[name].sum())
-        chosen = torch.zeros(weight.numel(), dtype=torch.bool)
-        if count:
-            chosen[torch.topk(detector_scores(weight, kind).reshape(-1).cpu(), count).indices] = True
-        located[name] = chosen.reshape(weight.shape)
-    return located, f"{kind} (top {sum(int(m.sum()) for m in masks.values()):,}, as many as pruned)"
+    counts = {name: int(masks[name].sum()) for name in weights}
+    return locate(weights, kind, counts=counts), f"{kind} (top {sum(counts.values()):,}, as many as pruned)"
 
 
 def fill_rows(session, judge, attribute, value, scenes, config, masks, args) -> list[dict]:
@@ -122,15 +114,10 @@ def fill_rows(session, judge, attribute, value, scenes, config, masks, args) -> 
     return rows
 
 
-def share(scores: dict, key: str, digits: int = 0) -> str:
-    """``9% [3, 16]``: a share with its 95% interval (when recorded), in percent."""
-    interval = scores.get(f"{key}_ci95")
-    text = f"{100 * scores[key]:.{digits}f}%"
-    return text if not interval else f"{text} [{100 * interval[0]:.{digits}f}, {100 * interval[1]:.{digits}f}]"
-
-
 def markdown(before: dict, rows: list[dict], concept: str) -> str:
     """The table: one row per fill, with the unedited model's scores above them."""
+    from demo.erasure_report import share
+
     zero = next((r for r in rows if r["fill"] == "zero"), None)
     label = lambda r: r["fill"] if r["fill"] == "zero" or r["fill_scale"] == 1 else f"{r['fill']}, scale {r['fill_scale']:g}"  # noqa: E731
     lines = [f"Concept {concept}. Unedited: detection {share(before, 'detection')}, other-scene accuracy {share(before, 'other_accuracy', 1)} "

@@ -117,20 +117,15 @@ def judge_before_after(session, judge, attribute: str, value: str, masks, count:
     return before, after, [target_before, target_after, other_before, other_after]
 
 
-def with_interval(scores: dict, key: str) -> str:
-    """``81% [76, 86]``: a share and its 95% bootstrap interval, in percent."""
-    interval = scores.get(f"{key}_ci95")
-    text = f"{100 * scores[key]:.0f}%"
-    return text if not interval else f"{text} [{100 * interval[0]:.0f}, {100 * interval[1]:.0f}]"
-
-
 def summary(metrics: dict) -> str:
     """The one line that run_demo prints: detection and the other attributes' accuracy before -> after (95%
     intervals in brackets), the pruned share."""
+    from demo.erasure_report import share
+
     before, after = metrics["before"], metrics["after"]
-    return (f"{metrics['concept']}: detected in {with_interval(before, 'detection')} of target images before, "
-            f"{with_interval(after, 'detection')} after; other attributes {with_interval(before, 'other_accuracy')} -> "
-            f"{with_interval(after, 'other_accuracy')} right; {100 * metrics['pruned_fraction_of_unet']:.2f}% of UNet weights pruned")
+    return (f"{metrics['concept']}: detected in {share(before, 'detection')} of target images before, "
+            f"{share(after, 'detection')} after; other attributes {share(before, 'other_accuracy')} -> "
+            f"{share(after, 'other_accuracy')} right; {100 * metrics['pruned_fraction_of_unet']:.2f}% of UNet weights pruned")
 
 
 def main(argv=None) -> dict:

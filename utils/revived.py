@@ -23,25 +23,26 @@ LOCATORS = ("zeros", *DETECTOR_LOCATORS, *(f"-{name}" for name in DETECTOR_LOCAT
 MAKE_REVIVAL = "pass a revived.safetensors written by benchmarking/revival_attack.py"
 
 
-def locate(weights: dict[str, torch.Tensor], how: str = "zeros", fraction: float | None = None, **detector_settings) -> dict[str, torch.Tensor]:
+def locate(weights: dict[str, torch.Tensor], how: str = "zeros", fraction: float | None = None,
+           counts: dict[str, int] | None = None, **detector_settings) -> dict[str, torch.Tensor]:
     """layer -> bool positions the attacker takes for pruned: the exact zeros (``how="zeros"``, the attack's
-    step against the paper's zero fill), or the top ``fraction`` of each layer's entries by a detector's score
-    (utils/revival.detector_scores, "-" in front negates it; an attacker facing a fill that is not zero).
-    Raise ValueError otherwise."""
+    step against the paper's zero fill), or the entries a detector scores highest (utils/revival.detector_scores:
+    any of its kinds, "-" in front negates it; an attacker facing a fill that is not zero): the top ``fraction``
+    of each layer, or ``counts[layer]`` entries of each layer (none where 0). Raise ValueError for an unknown
+    detector, or a detector without a fraction in (0, 1) or counts."""
     from utils.revival import detector_scores, locate_zeros
 
-    if how not in LOCATORS:
-        raise ValueError(f"unknown locator {how!r}; choose one of {', '.join(LOCATORS)}")
     if how == "zeros":
         return {name: locate_zeros(weight) for name, weight in weights.items()}
-    if fraction is None or not 0 < fraction < 1:
-        raise ValueError(f"locating by {how} needs a fraction of each layer in (0, 1), got {fraction}")
+    if counts is None and (fraction is None or not 0 < fraction < 1):
+        raise ValueError(f"locating by {how} needs a fraction of each layer in (0, 1) or a count per layer, got {fraction}")
     located = {}
     for name, weight in weights.items():
         scores = detector_scores(weight, how, **detector_settings).reshape(-1)
-        count = max(1, round(fraction * scores.numel()))
+        count = counts[name] if counts is not None else max(1, round(fraction * scores.numel()))
         chosen = torch.zeros_like(scores, dtype=torch.bool)
-        chosen[torch.topk(scores, count).indices] = True
+        if count:
+            chosen[torch.topk(scores, count).indices] = True
         located[name] = chosen.reshape(weight.shape)
     return located
 
