@@ -173,7 +173,8 @@ def _scenes(concept, args):
 
 
 def demo_before(session, judge, concept, folder: Path, args, config) -> dict:
-    """The unedited model's scores and images for ``concept`` (written once; reused when the scene count matches)."""
+    """The unedited model's scores for ``concept``, written to ``folder/before``, and its first images (the top rows
+    of each setting's grid). Judged on every run, resumed or not: the grids of settings still to run need them."""
     from demo.measure import evaluate
     from utils.storage import write_text
 
