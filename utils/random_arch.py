@@ -389,10 +389,10 @@ def build_random_sd15(device: torch.device, dtype: torch.dtype, seed: int = 0):
 
     Built directly on the device (fast on a GPU); the PNDM scheduler is SD 1.5's.
     """
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline
+    from diffusers import AutoencoderKL, PNDMScheduler
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from utils.tiny_pipeline import word_tokenizer
+    from utils.tiny_pipeline import sd_pipeline, word_tokenizer
 
     tokenizer = word_tokenizer()
     torch.manual_seed(seed)
@@ -403,10 +403,7 @@ def build_random_sd15(device: torch.device, dtype: torch.dtype, seed: int = 0):
             CLIPTextConfig(**VIT_L14_TEXT, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
         )
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
+    pipe = sd_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
     pipe.to(device, dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe

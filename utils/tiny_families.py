@@ -44,7 +44,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.tiny_pipeline import word_tokenizer, write_tokenizer_files
+from utils.tiny_pipeline import sd_pipeline, word_tokenizer, write_tokenizer_files
 
 FAMILIES = ("sd2", "sdxl", "sd3", "pixart-alpha", "pixart-sigma", "flux")
 
@@ -191,7 +191,7 @@ def _vae(latent_channels: int = 4, scaling_factor: float = 0.18215, shift_factor
 
 def _sd2(seed: int, work_dir):
     import torch
-    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, UNet2DConditionModel
 
     tokenizer = word_tokenizer(work_dir)
     torch.manual_seed(seed)
@@ -220,16 +220,7 @@ def _sd2(seed: int, work_dir):
         steps_offset=1,
         prediction_type="v_prediction",
     )
-    return StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    return sd_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
 
 
 def _sdxl(seed: int, work_dir):

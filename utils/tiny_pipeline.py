@@ -83,7 +83,7 @@ def build_tiny_pipeline(shape: str = "sd1", seed: int = 0, work_dir: str | Path 
     work_dir: folder for the tokenizer files (a temporary one when None).
     """
     import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = word_tokenizer(work_dir)
@@ -123,16 +123,16 @@ def build_tiny_pipeline(shape: str = "sd1", seed: int = 0, work_dir: str | Path 
     scheduler = PNDMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1
     )
-    return StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    return sd_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
+
+
+def sd_pipeline(vae, text_encoder, tokenizer, unet, scheduler):
+    """A ``StableDiffusionPipeline`` of these components without a safety checker (the tiny and random-weight
+    SD 1.x / 2.x pipelines)."""
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
 
 def save_tiny_pipeline(out: str | Path, shape: str = "sd1", seed: int = 0) -> Path:
