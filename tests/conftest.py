@@ -45,6 +45,18 @@ def tiny_pipe(tiny_sd_dir):
     return load_pipeline(str(tiny_sd_dir), torch.device("cpu"), torch.float32)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module's tests: on tiny models a second intra-op thread only adds
+    synchronisation (costly on a busy machine). Modules use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def prompt_files(tmp_path):
     """Write a custom concept's base/target prompt files; return a function taking two lists."""

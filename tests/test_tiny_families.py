@@ -37,13 +37,7 @@ def _generate(pipe, family, prompts, seeds, output_type):
     ).images
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models are tiny: a second intra-op thread only adds synchronisation (costly on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run fastest on one thread
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
