@@ -8,7 +8,7 @@
    checkpoint is readable, and ``check_edit_fits``: its tensors fit the model) and the judge
    (``Evaluator.check``: its model loads);
 1. splits the prompts into fixed batches of ``batch_size`` (by global index) and hands the batches
-   to the processes (``accelerate``'s ``split_between_processes``; one process without a launcher),
+   to the processes (``utils.distributed.share``: accelerate's split rule; one process without a launcher),
    so every image comes out of the same batch whatever the number of processes;
 2. generates the images missing from ``original/`` and then ``edited/`` (each model is loaded once,
    only when it has work, and freed before the next; ``--baseline sd`` generates once), each image
@@ -64,10 +64,11 @@ from typing import Any, Sequence
 import torch
 from PIL import Image
 
+from utils import distributed
 from utils.config import dump_yaml
 from utils.errors import UsageError
 from utils.generation import run_pipeline, side_by_side
-from utils.model_loading import dtype_name, load_pipeline, resolve_device, resolve_dtype
+from utils.model_loading import dtype_name, load_pipeline, resolve_dtype
 from utils.paths import benchmark_run_dir
 from utils.prompt_sets import Sample
 from utils.storage import save_image, write_text
@@ -279,38 +280,6 @@ def check_run_dir(run_dir: Path) -> None:
             raise UsageError(f"{run_dir / name} is a folder, but the run writes a file there; pass another --out_dir")
 
 
-class _Processes:
-    """The process group: accelerate's PartialState, or one process when accelerate is not launching."""
-
-    def __init__(self, device_name: str) -> None:
-        from accelerate import PartialState
-
-        self.state = PartialState(cpu=device_name == "cpu")
-        self.rank, self.world = self.state.process_index, self.state.num_processes
-        self.is_main = self.state.is_main_process
-
-    def device(self, device_name: str) -> torch.device:
-        if self.world > 1 and device_name in ("auto", "cuda"):
-            return self.state.device
-        return resolve_device(device_name)
-
-    def share(self, items: list) -> list:
-        """This process's contiguous part of ``items``."""
-        with self.state.split_between_processes(items) as part:
-            return list(part)
-
-    def gather(self, items: list) -> list:
-        """Every process's ``items``, concatenated in rank order (on every rank)."""
-        if self.world == 1:
-            return items
-        from accelerate.utils import gather_object
-
-        return gather_object(items)
-
-    def barrier(self) -> None:
-        self.state.wait_for_everyone()
-
-
 def _quiet_loading_bars() -> None:
     """Turn off diffusers' and transformers' per-file loading bars (the run shows its own per prompt)."""
     import diffusers.utils.logging
@@ -437,22 +406,21 @@ def check_inputs(run_dir: Path, config: dict[str, Any], samples: Sequence[Sample
 def start_run(benchmark: str, config: dict[str, Any], samples: list[Sample], evaluator: Evaluator, subject: str):
     """Check the inputs (before anything is written) and create the run folder with its config.yaml (rank 0).
 
-    Returns (processes, device, dtype, the resolved config, the run folder).
+    Returns (device, dtype, the resolved config, the run folder); the process group is utils.distributed.
     """
     if not samples:
         raise UsageError("the prompt set is empty after filtering; check --target, --prompts and --limit")
     _quiet_loading_bars()
-    procs = _Processes(str(config["device"]))
-    device = procs.device(str(config["device"]))
+    device = distributed.process_device(str(config["device"]))
     dtype = resolve_dtype(str(config["dtype"]), device)
     resolved = dict(config, device=device.type, dtype=dtype_name(dtype))
     run_dir = benchmark_run_dir(config, benchmark, subject)
     check_inputs(run_dir, dict(resolved, benchmark=benchmark, subject=subject), samples, evaluator)
-    procs.barrier()
-    if procs.is_main:
+    distributed.barrier()
+    if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "config.yaml", dump_yaml(dict(resolved, benchmark=benchmark, subject=subject)))
-    return procs, device, dtype, resolved, run_dir
+    return device, dtype, resolved, run_dir
 
 
 def generate_images(config: dict[str, Any], resolved: dict[str, Any], run_dir: Path, mine: list[list[Sample]], device, dtype, show: bool) -> None:
@@ -520,22 +488,22 @@ def run_benchmark(
 
     config: the resolved benchmark config; samples: the prompt set (after --limit).
     """
-    procs, device, dtype, resolved, run_dir = start_run(benchmark, config, samples, evaluator, subject)
-    mine = procs.share(batches(samples, int(config["batch_size"])))
+    device, dtype, resolved, run_dir = start_run(benchmark, config, samples, evaluator, subject)
+    mine = list(distributed.share(batches(samples, int(config["batch_size"]))))
     original_dir = run_dir / "original"
     edited_dir = original_dir if config["baseline"] == "sd" else run_dir / "edited"
     evaluator.image_folders = {"original": original_dir, "edited": edited_dir}  # --baseline sd: one folder for both
-    generate_images(config, resolved, run_dir, mine, device, dtype, procs.is_main)
-    gathered = procs.gather(score_images(evaluator, mine, original_dir, edited_dir, config, device))
-    if not procs.is_main:
-        procs.barrier()
+    generate_images(config, resolved, run_dir, mine, device, dtype, distributed.is_main())
+    gathered = distributed.gather(score_images(evaluator, mine, original_dir, edited_dir, config, device))
+    if not distributed.is_main():
+        distributed.barrier()
         return None
     records = [record for _, record in sorted(gathered, key=lambda item: item[0])]
     metrics_path = run_dir / "metrics.json"
     report = metrics_report(benchmark, subject, config, resolved, samples, evaluator, records, run_dir)
     write_text(metrics_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     save_grid(run_dir / "grid.png", samples, original_dir, edited_dir, int(config.get("grid_rows") or 0))
-    procs.barrier()
+    distributed.barrier()
     return metrics_path
 
 

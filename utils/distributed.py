@@ -124,6 +124,16 @@ def all_reduce_sum(tensors: dict[Any, torch.Tensor]) -> dict[Any, torch.Tensor]:
     return tensors
 
 
+def gather(items: list) -> list:
+    """Every process's ``items``, concatenated in rank order, on every process (``items`` without a launcher)."""
+    if not launched():
+        return items
+    from accelerate.utils import gather_object
+
+    _state()  # the process group gather_object uses
+    return gather_object(items)
+
+
 def main_decides(flag: bool) -> bool:
     """The main process's ``flag`` on every process (a broadcast from rank 0); ``flag`` itself without a launcher."""
     if not launched():
